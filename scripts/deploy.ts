@@ -1,0 +1,70 @@
+// Deploys the CME vault and writes deployments/<chainId>.json.
+//   local node:  npx hardhat node   then   npm run deploy -- --network localhost
+//   any RPC:     CME_RPC_URL=… CME_SETTLER_KEY=… CME_TREASURY_ADDRESS=… CME_INSURANCE_ADDRESS=… \
+//                CME_TOKENS=0xUSDC,0xPEPE npm run deploy -- --network remote
+// The deployer is admin. On chain 31337 without CME_TOKENS it deploys MockUSDC and the PEPE, WIF,
+// BONK mocks (open mint); there settler, treasury and insurance default to Hardhat accounts #1, #2
+// and #3. Elsewhere CME_TREASURY_ADDRESS and CME_INSURANCE_ADDRESS are required and the settler
+// defaults to the deployer. Any of them can be set by environment anywhere.
+// Optional: CME_GRACE_PERIOD (seconds, default 300 locally, 3600 elsewhere), CME_DEPLOYMENT (path).
+import { network } from "hardhat";
+import { getAddress, isAddress, type Address } from "viem";
+import { deployCME, writeDeployment, type DeployCMEOptions } from "./deploy-cme.ts";
+
+const LOCAL_CHAIN_ID = 31337;
+
+function envAddress(name: string): Address | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === "") return undefined;
+  if (!isAddress(value)) throw new Error(`${name} is not an address: ${value}`);
+  return getAddress(value);
+}
+
+function envGracePeriod(fallback: bigint): bigint {
+  const value = process.env.CME_GRACE_PERIOD;
+  if (value === undefined || value === "") return fallback;
+  if (!/^\d+$/.test(value)) throw new Error(`CME_GRACE_PERIOD must be whole seconds, got ${value}`);
+  return BigInt(value);
+}
+
+const { viem } = await network.create();
+const publicClient = await viem.getPublicClient();
+const chainId = await publicClient.getChainId();
+const wallets = await viem.getWalletClients();
+const deployer = wallets[0];
+if (deployer === undefined) throw new Error("no deployer account: set CME_SETTLER_KEY (or use --network localhost)");
+
+const tokens = (process.env.CME_TOKENS ?? "")
+  .split(",")
+  .map((t) => t.trim())
+  .filter((t) => t !== "");
+for (const t of tokens) if (!isAddress(t)) throw new Error(`CME_TOKENS: not an address: ${t}`);
+const local = chainId === LOCAL_CHAIN_ID;
+
+/** An address from the environment, else (on the local chain) Hardhat account #index. */
+function role(name: string, index: number): Address {
+  const fromEnv = envAddress(name);
+  if (fromEnv !== undefined) return fromEnv;
+  const wallet = local ? wallets[index] : undefined;
+  if (wallet === undefined) throw new Error(`${name} must be set (no local account #${index} to default to)`);
+  return wallet.account.address;
+}
+
+const options: DeployCMEOptions = {
+  settler: local ? role("CME_SETTLER_ADDRESS", 1) : (envAddress("CME_SETTLER_ADDRESS") ?? deployer.account.address),
+  treasury: role("CME_TREASURY_ADDRESS", 2),
+  insurance: role("CME_INSURANCE_ADDRESS", 3),
+  gracePeriod: envGracePeriod(local ? 300n : 3600n),
+  // mocks only on the local chain, and only when no real tokens are named
+  mocks: local && tokens.length === 0,
+  tokens: tokens.map((t) => getAddress(t)),
+};
+
+const record = await deployCME(viem, options);
+const path = writeDeployment(record, process.env.CME_DEPLOYMENT || undefined);
+console.log(`CMEVault ${record.vault} on chain ${record.chainId} (block ${record.startBlock})`);
+console.log(`  settler   ${record.settler}`);
+console.log(`  treasury  ${record.treasury}`);
+console.log(`  insurance ${record.insurance}`);
+for (const t of record.tokens) console.log(`  token #${t.index} ${t.symbol.padEnd(5)} ${t.address} (${t.decimals} decimals)`);
+console.log(`wrote ${path}`);
