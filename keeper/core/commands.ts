@@ -1,0 +1,141 @@
+// The commands the core accepts. A session is exactly the ordered list of these; replaying it
+// rebuilds the same state (replay.ts).
+//
+// Every command carries:
+// - `seq`: assigned by the keeper, exactly the previous command's seq + 1 (the first is 1;
+//   after Engine.restore, snapshot.lastSeq + 1). Rejected commands consume their seq too.
+//   A place command's seq becomes the order's id.
+// - `ts`: the keeper's clock in ms, recorded on events; the core never reads a clock.
+// A malformed command (wrong field types, seq out of order) throws CoreInputError naming the
+// field: that is a keeper bug. A well-formed command the rules refuse returns a rejection.
+
+import type { AccountId, AssetId, OrderId, OrderType, PairId, Side } from "./types.ts";
+
+interface CommandHeader {
+  readonly seq: number;
+  readonly ts: number;
+}
+
+/** Credits an on-chain deposit (also used to load pre-session balances). Any phase but settled. */
+export interface DepositCommand extends CommandHeader {
+  readonly type: "deposit";
+  readonly user: AccountId;
+  readonly asset: AssetId;
+  /** Vault base units, > 0. */
+  readonly amount: bigint;
+}
+
+/** Reserves a withdrawal (the keeper then signs the permit). Refused with liabilities or below IM. */
+export interface WithdrawCommand extends CommandHeader {
+  readonly type: "withdraw";
+  readonly user: AccountId;
+  readonly asset: AssetId;
+  readonly amount: bigint;
+}
+
+export interface StartTradingCommand extends CommandHeader {
+  readonly type: "start_trading";
+}
+
+export interface PlaceCommand extends CommandHeader {
+  readonly type: "place";
+  readonly user: AccountId;
+  readonly pair: PairId;
+  readonly side: Side;
+  readonly orderType: OrderType;
+  /** Ticks. */
+  readonly price: number;
+  /** Lots. */
+  readonly size: number;
+}
+
+export interface CancelCommand extends CommandHeader {
+  readonly type: "cancel";
+  readonly user: AccountId;
+  readonly orderId: OrderId;
+}
+
+export interface CancelAllCommand extends CommandHeader {
+  readonly type: "cancel_all";
+  readonly user: AccountId;
+  /** Only this pair; all pairs when absent. */
+  readonly pair?: PairId;
+}
+
+/**
+ * Changes a resting order's price and/or open size (`size` is the new remaining size).
+ * Same price and a smaller size keeps time priority; anything else re-enters the book as the
+ * same order id at the back of its level, and may trade if it crosses.
+ */
+export interface ReplaceCommand extends CommandHeader {
+  readonly type: "replace";
+  readonly user: AccountId;
+  readonly orderId: OrderId;
+  readonly price: number;
+  readonly size: number;
+}
+
+/** Produced by the core (Engine.liquidationsDue) and journaled by the keeper like any other. */
+export interface LiquidateCommand extends CommandHeader {
+  readonly type: "liquidate";
+  readonly user: AccountId;
+}
+
+/** trading -> closing: cancels every order and fixes the closing marks. */
+export interface EndTradingCommand extends CommandHeader {
+  readonly type: "end_trading";
+}
+
+/** closing -> settled: closing cross, bankruptcies, netting, leaderboard. */
+export interface SettleCommand extends CommandHeader {
+  readonly type: "settle";
+}
+
+export type Command =
+  | DepositCommand
+  | WithdrawCommand
+  | StartTradingCommand
+  | PlaceCommand
+  | CancelCommand
+  | CancelAllCommand
+  | ReplaceCommand
+  | LiquidateCommand
+  | EndTradingCommand
+  | SettleCommand;
+
+export type CommandType = Command["type"];
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A command before the keeper stamps seq and ts on it. */
+export type CommandBody = DistributiveOmit<Command, "seq" | "ts">;
+
+export function stamp(body: CommandBody, seq: number, ts: number): Command {
+  return { ...body, seq, ts } as Command;
+}
+
+// ------------------------------------------------------------------ journal codec
+
+/** JSON-safe form: bigint amounts as decimal strings. */
+export type CommandJson = { readonly [key: string]: string | number | undefined } & {
+  readonly type: CommandType;
+  readonly seq: number;
+  readonly ts: number;
+};
+
+export function commandToJson(cmd: Command): CommandJson {
+  if (cmd.type === "deposit" || cmd.type === "withdraw") {
+    return { ...cmd, amount: cmd.amount.toString() } as CommandJson;
+  }
+  return { ...cmd } as CommandJson;
+}
+
+export function commandFromJson(json: CommandJson): Command {
+  if (json.type === "deposit" || json.type === "withdraw") {
+    const amount = json["amount"];
+    if (typeof amount !== "string" || !/^[0-9]+$/.test(amount)) {
+      throw new TypeError(`command ${json.seq}: amount must be a decimal string`);
+    }
+    return { ...json, amount: BigInt(amount) } as unknown as Command;
+  }
+  return { ...json } as unknown as Command;
+}
