@@ -1,0 +1,72 @@
+// The slice of the vault's ABI the keeper and scripts use, from contracts/interfaces/ICMEVault.sol
+// (the spec) plus OpenZeppelin's EIP-5267 eip712Domain(). Human-readable so it reads like the interface.
+import { parseAbi } from "viem";
+
+export const vaultAbi = parseAbi([
+  "struct Session { uint8 phase; uint32 batchesPosted; uint32 batchCount; uint64 startedAt; uint64 deadline; bytes32 batchHead; bytes32 batchRoot; bytes32 fillLogHash; }",
+  "event AccountRegistered(address indexed account, uint32 indexed accountId)",
+  "event Deposited(address indexed account, address indexed token, address from, uint256 amount, uint256 balance)",
+  "event Withdrawn(address indexed account, address indexed token, address to, uint256 amount, uint256 balance, uint32 sessionId)",
+  "event SessionStarted(uint32 indexed sessionId, uint64 startedAt, uint64 deadline)",
+  "event SettlementBegun(uint32 indexed sessionId, bytes32 batchRoot, bytes32 fillLogHash, uint32 batchCount)",
+  "event BatchPosted(uint32 indexed sessionId, uint32 indexed index, uint32 entryCount, bytes entries)",
+  "event SessionFinalized(uint32 indexed sessionId)",
+  "event SessionVoided(uint32 indexed sessionId, address voidedBy)",
+  "function register(address account) returns (uint32 accountId)",
+  "function deposit(address token, uint256 amount) returns (uint256 credited)",
+  "function depositFor(address account, address token, uint256 amount) returns (uint256 credited)",
+  "function depositWithPermit(address token, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) returns (uint256 credited)",
+  "function withdraw(address token, uint256 amount)",
+  "function withdrawWithPermit(address token, uint256 amount, address to, uint256 nonce, uint256 deadline, bytes signature)",
+  "function startSession(uint32 sessionId, uint64 deadline)",
+  "function beginSettlement(uint32 sessionId, bytes32 batchRoot, uint32 batchCount, bytes32 fillLogHash)",
+  "function postBatch(uint32 sessionId, uint32 index, bytes entries, bytes32 next)",
+  "function finalize(uint32 sessionId)",
+  "function voidSession(uint32 sessionId)",
+  "function currentSessionId() view returns (uint32)",
+  "function session(uint32 sessionId) view returns (Session)",
+  "function tokenCount() view returns (uint8)",
+  "function tokenAt(uint8 tokenIndex) view returns (address)",
+  "function tokenIndexOf(address token) view returns (uint8 tokenIndex, bool listed)",
+  "function accountIdOf(address account) view returns (uint32)",
+  "function accountAt(uint32 accountId) view returns (address)",
+  "function accountCount() view returns (uint32)",
+  "function balanceOf(address account, address token) view returns (uint256)",
+  "function sessionNet(uint32 sessionId, address token) view returns (int256)",
+  "function isPermitUsed(address account, uint256 nonce) view returns (bool)",
+  "function withdrawalDigest(address account, address token, uint256 amount, uint32 sessionId, uint256 nonce, uint256 deadline) view returns (bytes32)",
+  "function eip712Domain() view returns (bytes1 fields, string name, string version, uint256 chainId, address verifyingContract, bytes32 salt, uint256[] extensions)",
+  "error SessionActive(uint32 sessionId, uint8 phase)",
+  "error WrongPhase(uint32 sessionId, uint8 phase, uint8 expected)",
+  "error SessionIdMismatch(uint32 given, uint32 current)",
+  "error BatchOutOfOrder(uint32 sessionId, uint32 index, uint32 expected)",
+  "error BatchHashMismatch(uint32 sessionId, uint32 index)",
+  "error BatchesIncomplete(uint32 sessionId, uint32 posted, uint32 count)",
+  "error SessionNotNetZero(uint32 sessionId, address token, int256 net)",
+  "error NegativeBalance(uint256 accountId, uint8 tokenIndex, int256 balance)",
+  "error InsufficientBalance(address account, address token, uint256 balance, uint256 needed)",
+  "error PermitExpired(uint256 deadline)",
+  "error PermitAlreadyUsed(address account, uint256 nonce)",
+  "error InvalidPermitSigner(address signer)",
+  "error UnknownAccount(address account)",
+  "error TokenNotListed(address token)",
+  "error ZeroAmount()",
+]);
+
+/** On-chain session phases, by the enum's order in ICMEVault. */
+export const VAULT_PHASES = ["none", "trading", "settling", "finalized", "voided"] as const;
+export type VaultPhase = (typeof VAULT_PHASES)[number];
+
+export const erc20Abi = parseAbi([
+  "function name() view returns (string)",
+  "function symbol() view returns (string)",
+  "function decimals() view returns (uint8)",
+  "function balanceOf(address) view returns (uint256)",
+  "function allowance(address owner, address spender) view returns (uint256)",
+  "function approve(address spender, uint256 amount) returns (bool)",
+  "function transfer(address to, uint256 amount) returns (bool)",
+  "function nonces(address owner) view returns (uint256)",
+  "function DOMAIN_SEPARATOR() view returns (bytes32)",
+  "function eip712Domain() view returns (bytes1 fields, string name, string version, uint256 chainId, address verifyingContract, bytes32 salt, uint256[] extensions)",
+  "function mint(address to, uint256 amount)",
+]);

@@ -1,0 +1,185 @@
+// What the indexer's end-to-end tests and benchmark run against: an in-process Hardhat network
+// served over HTTP, and the Ponder app as a child process (`ponder start`) with its embedded
+// database in a temporary directory, each on its own free port. Every `start*` returns a `stop()`
+// that shuts it down (the child is killed and awaited).
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { network } from "hardhat";
+import type { NetworkConnection } from "hardhat/types/network";
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const bin = (name: string) => join(repoRoot, "node_modules", ".bin", name);
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export type Child = { process: ChildProcess; output: () => string; stop: () => Promise<void> };
+
+function spawnChild(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Child {
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 200_000) output = output.slice(-100_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { process: child, output: () => output, stop };
+}
+
+async function waitUntil(what: string, child: Child, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (child.process.exitCode !== null) throw new Error(`${what}: process exited (${child.process.exitCode})\n${child.output()}`);
+    if (await check().catch(() => false)) return;
+    if (performance.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms\n${child.output().slice(-5_000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export type LocalChain = {
+  url: string;
+  viem: NetworkConnection["viem"];
+  stop: () => Promise<void>;
+};
+
+/**
+ * A fresh in-process Hardhat network (chain id 31337, the default funded accounts) served over
+ * HTTP on a free port, for Ponder, and a hardhat-viem connection to it over that same HTTP.
+ */
+export async function startChain(): Promise<LocalChain> {
+  const server = await network.createServer("default", "127.0.0.1", 0);
+  const { port } = await server.listen();
+  const url = `http://127.0.0.1:${port}`;
+  const connection = await network.create({ network: "localhost", override: { url } });
+  return {
+    url,
+    viem: connection.viem,
+    stop: async () => {
+      await connection.close();
+      await server.close();
+    },
+  };
+}
+
+/** The part of deployments/<chainId>.json the indexer reads (the whole record is written). */
+export type IndexedDeployment = { chainId: number; vault: string; startBlock: number };
+
+export type Indexer = Child & { url: string; graphqlUrl: string; dir: string };
+
+/**
+ * `ponder start` for `deployment` against `rpcUrl`, with a fresh embedded database, a unique
+ * schema and a free port. Resolves once Ponder reports ready (historical sync done).
+ */
+export async function startIndexer(rpcUrl: string, deployment: IndexedDeployment): Promise<Indexer> {
+  const dir = mkdtempSync(join(tmpdir(), "cme-indexer-"));
+  const deploymentPath = join(dir, `${deployment.chainId}.json`);
+  writeFileSync(deploymentPath, JSON.stringify(deployment, null, 2));
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CME_CHAIN_ID: String(deployment.chainId),
+    CME_RPC_URL: rpcUrl,
+    CME_DEPLOYMENT: deploymentPath,
+    CME_INDEXER_DB: join(dir, "pglite"),
+    PONDER_TELEMETRY_DISABLED: "true",
+  };
+  delete env.DATABASE_URL;
+  delete env.DATABASE_PRIVATE_URL;
+  delete env.DATABASE_SCHEMA;
+  const child = spawnChild(
+    bin("ponder"),
+    [...(process.env.CME_PONDER_DEBUG ? ["--log-level", "debug"] : []), "start", "--schema", `cme_test_${port}`, "--port", String(port), "--hostname", "127.0.0.1", "--log-format", "json"],
+    { cwd: join(repoRoot, "indexer"), env },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await child.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntil("ponder", child, async () => (await fetch(`${url}/ready`)).status === 200, 120_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { ...child, stop, url, graphqlUrl: `${url}/graphql`, dir };
+}
+
+/** Waits until the indexer has processed every block up to `blockNumber` (Ponder's /status). */
+export async function waitForBlock(indexerUrl: string, blockNumber: bigint | number, timeoutMs = 60_000): Promise<number> {
+  const started = performance.now();
+  await eventually(
+    `indexer at block ${blockNumber}`,
+    async () => {
+      const status = (await (await fetch(`${indexerUrl}/status`)).json()) as Record<string, { block?: { number: number } }>;
+      const at = Object.values(status)[0]?.block?.number ?? -1;
+      return at >= Number(blockNumber) ? true : undefined;
+    },
+    timeoutMs,
+  );
+  return performance.now() - started;
+}
+
+export async function graphql<T>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: { message: string }[] };
+  if (body.errors !== undefined && body.errors.length > 0) {
+    throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join("; ")}`);
+  }
+  if (body.data === undefined) throw new Error(`GraphQL: no data (HTTP ${response.status})`);
+  return body.data;
+}
+
+/**
+ * A read-only SQL query over HTTP as @ponder/client sends it: GET /sql/db?sql=<superjson>. For
+ * plain strings and numbers superjson's encoding is `{"json": value}`.
+ */
+export async function sqlOverHttp(indexerUrl: string, sql: string, params: (string | number)[]): Promise<Response> {
+  const encoded = JSON.stringify({ json: { sql, params } });
+  return await fetch(`${indexerUrl}/sql/db?sql=${encodeURIComponent(encoded)}`);
+}
+
+/** Polls `check` until it returns a value other than undefined. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (performance.now() > deadline) {
+      throw new Error(`${what}: timed out after ${timeoutMs} ms${lastError === undefined ? "" : ` (${String(lastError)})`}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
