@@ -1,0 +1,36 @@
+// The only thing a model may say: a schema-validated action. Everything else it writes is refused.
+import { z } from "zod";
+import { zodResponseFormat } from "openai/helpers/zod";
+
+export const MAX_ORDERS_PER_REPLY = 10;
+export const MAX_CANCELS_PER_REPLY = 50;
+export const OUTCRY_MAX_CHARS = 140;
+export const PLAN_MAX_CHARS = 280;
+export const MAX_PRICE_TICKS = 1_000_000_000;
+export const MAX_SIZE_LOTS = 1_000_000_000;
+
+export const orderSchema = z.object({
+  pair: z.string().min(1).max(32).describe('pair symbol, e.g. "PEPE/USDC"'),
+  side: z.enum(["buy", "sell"]),
+  price: z.number().int().min(1).max(MAX_PRICE_TICKS).describe("limit price in integer ticks"),
+  size: z.number().int().min(1).max(MAX_SIZE_LOTS).describe("size in integer lots"),
+  type: z.enum(["limit", "ioc", "post_only"]),
+});
+
+export const decisionSchema = z.object({
+  orders: z.array(orderSchema).max(MAX_ORDERS_PER_REPLY),
+  cancels: z.array(z.string().min(1).max(32)).max(MAX_CANCELS_PER_REPLY).describe('order ids, or "all"'),
+  outcry: z.string().max(OUTCRY_MAX_CHARS).describe("one short line shouted to the pit"),
+  plan: z.string().max(PLAN_MAX_CHARS).nullable().describe("a new plan, or null to keep the current one"),
+});
+
+export type DecisionOutput = z.infer<typeof decisionSchema>;
+
+/** Built once: converting the zod schema is not free and the wire schema never changes. */
+export const decisionResponseFormat = zodResponseFormat(decisionSchema, "broker_decision");
+
+export const lessonsSchema = z.object({
+  lessons: z.array(z.string().min(1).max(200)).min(1).max(5),
+});
+
+export const lessonsResponseFormat = zodResponseFormat(lessonsSchema, "broker_lessons");

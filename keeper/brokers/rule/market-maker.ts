@@ -1,0 +1,84 @@
+// Market maker: two-sided post-only quotes around the mid, skewed against inventory so a long
+// position quotes lower (sells more readily) and a short one higher. It is also the system default
+// strategy for brokers that give nothing at the start.
+import type { BrokerContext, Decision, ProposedOrder } from "../types.ts";
+import type { StrategyParams } from "./strategy-params.ts";
+import {
+  bestAsk,
+  bestBid,
+  capacity,
+  clipOutcry,
+  hasDirective,
+  ordersOn,
+  reconcile,
+  reducingSize,
+  refPrice,
+  short,
+  signed,
+} from "./book-math.ts";
+
+export function marketMaker(ctx: BrokerContext, p: StrategyParams, rand: () => number): Decision {
+  const orders: ProposedOrder[] = [];
+  const cancels: string[] = [];
+  const notes: string[] = [];
+  const reduceOnly = hasDirective(ctx, "reduce_only");
+  const wantsCross = hasDirective(ctx, "cross");
+
+  for (const m of ctx.markets) {
+    const ref = refPrice(m);
+    const pos = m.position;
+    // Aggressive makers quote tighter; the skew grows with inventory up to a full spread.
+    const half = Math.max(1, Math.round((p.spreadTicks / 2) * (1.5 - p.aggressiveness)));
+    const inv = Math.max(-1, Math.min(1, pos / p.riskLimit));
+    let skew = Math.round(-inv * half * 2);
+    const band = ctx.directives.find((d) => d.code === "quote_mid" && (d.pair === undefined || d.pair === m.symbol))?.bandTicks;
+    let bidPx = Math.floor(ref - half + skew);
+    let askPx = Math.ceil(ref + half + skew);
+    if (band !== undefined) {
+      // Asked to quote around the mid: keep both quotes inside the band even when skewed.
+      bidPx = Math.max(bidPx, Math.ceil(ref - band));
+      askPx = Math.min(askPx, Math.floor(ref + band));
+      skew = 0;
+    }
+    const bb = bestBid(m, ctx);
+    const ba = bestAsk(m, ctx);
+    if (ba !== null && bidPx >= ba) bidPx = ba - 1;
+    if (bb !== null && askPx <= bb) askPx = bb + 1;
+    bidPx = Math.max(1, bidPx);
+    if (askPx <= bidPx) askPx = bidPx + 1;
+
+    const clip = Math.max(1, Math.round(p.size * (0.5 + p.aggressiveness)) + (rand() < 0.25 ? 1 : 0));
+    let bidSize = Math.min(clip, capacity(pos, p.riskLimit, "buy"), m.maxOrderLots);
+    let askSize = Math.min(clip, capacity(pos, p.riskLimit, "sell"), m.maxOrderLots);
+    if (reduceOnly) {
+      // Exposure is the whole holding (deposits too), not just this session's trades.
+      bidSize = Math.min(bidSize, reducingSize(m.holding, "buy"));
+      askSize = Math.min(askSize, reducingSize(m.holding, "sell"));
+    }
+
+    const wanted: ProposedOrder[] = [];
+    if (bidSize > 0) wanted.push({ pair: m.symbol, side: "buy", price: bidPx, size: bidSize, type: "post_only" });
+    if (askSize > 0) wanted.push({ pair: m.symbol, side: "sell", price: askPx, size: askSize, type: "post_only" });
+    // Quotes nobody takes are refreshed now and then (seeded jitter keeps makers out of step):
+    // in a quiet pit that churn is what eventually triggers the "cross" rule and a first trade.
+    const r = reconcile(ordersOn(ctx, m.symbol), wanted, 20_000 + rand() * 20_000);
+    cancels.push(...r.cancels);
+    orders.push(...r.orders);
+
+    let note = `${short(m.symbol)} ${bidSize > 0 ? `${bidSize}@${bidPx}` : "-"}/${askSize > 0 ? `${askSize}@${askPx}` : "-"}`;
+    if (pos !== 0) note += ` pos ${signed(pos)}${skew !== 0 ? ` skew ${signed(skew)}` : ""}`;
+    if (wantsCross && !reduceOnly) {
+      // No recent fills: take a small clip toward flat to get the pit moving.
+      const side = pos > 0 ? "sell" : "buy";
+      const px = side === "buy" ? ba : bb;
+      const size = Math.min(Math.max(1, Math.round(clip / 2)), capacity(pos, p.riskLimit, side), m.maxOrderLots);
+      if (px !== null && size > 0) {
+        orders.push({ pair: m.symbol, side, price: px, size, type: "ioc" });
+        note += ` ${side === "buy" ? "lift" : "hit"} ${size}@${px}`;
+      }
+    }
+    notes.push(note);
+  }
+  const mode = reduceOnly ? "MM reduce-only" : "MM";
+  return { orders, cancels, outcry: clipOutcry(`${mode}: ${notes.join(" | ") || "no pairs"}`), plan: null };
+}

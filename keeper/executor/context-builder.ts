@@ -1,0 +1,137 @@
+// Builds one broker's context from the pit. It takes exactly one user's settings and that user's
+// own account: there is no parameter through which another user's prompt, lessons or orders could
+// reach the request.
+import type {
+  AccountContext,
+  BrokerContext,
+  Directive,
+  MarketContext,
+  OrderContext,
+  Purpose,
+} from "../brokers/types.ts";
+import type { AccountView, AssetView, MarketView, PairView, PhaseView } from "./pit-port.ts";
+
+/** What one user chose before the session: broker, prompt, pairs, and lessons from before. */
+export interface BrokerSettings {
+  user: number;
+  brokerId: string;
+  prompt: string;
+  /** Pair symbols, e.g. ["PEPE/USDC"]. */
+  pairs: readonly string[];
+  lessons: readonly string[];
+}
+
+export interface PitSnapshot {
+  phase: PhaseView;
+  nowMs: number;
+  /** The user's pairs, resolved. */
+  pairs: readonly PairView[];
+  markets: ReadonlyMap<number, MarketView>;
+  /** The user's own account. */
+  account: AccountView;
+}
+
+export interface SlotView {
+  /** Net lots traded this session per pair (from the user's fills). */
+  positions: ReadonlyMap<number, number>;
+  tick: number;
+  purpose: Purpose;
+  plan: string | null;
+  reprompt: string | null;
+  refusals: readonly string[];
+  directives: readonly Directive[];
+  seed: number;
+}
+
+/** Base units to display units; display only (floats never feed back into money). */
+export function display(amount: bigint, decimals: number): number {
+  return Number(amount) / 10 ** decimals;
+}
+
+export function positionLots(account: AccountView, pair: PairView): number {
+  const b = account.inventory.find((x) => x.asset === pair.base.asset);
+  return b === undefined ? 0 : Number(b.amount) / Number(pair.lotSize);
+}
+
+function marketContext(pair: PairView, m: MarketView, account: AccountView, position: number, nowMs: number): MarketContext {
+  return {
+    symbol: pair.symbol,
+    baseSymbol: pair.base.symbol,
+    quoteSymbol: pair.quote.symbol,
+    makerFeeBps: pair.makerFeeBps,
+    takerFeeBps: pair.takerFeeBps,
+    maxOrderLots: pair.maxOrderLots,
+    tickValue: display(pair.tickValue, pair.quote.decimals),
+    bids: m.bids.map((l) => ({ price: l.price, size: l.size })),
+    asks: m.asks.map((l) => ({ price: l.price, size: l.size })),
+    mid: m.mid,
+    mark: m.mark,
+    trades: m.trades.map((t) => ({ price: t.price, size: t.size, takerSide: t.takerSide, ageMs: Math.max(0, nowMs - t.ts) })),
+    position,
+    holding: positionLots(account, pair),
+  };
+}
+
+function accountContext(account: AccountView, pairs: readonly PairView[]): AccountContext {
+  const assets = new Map<number, AssetView>();
+  for (const p of pairs) {
+    assets.set(p.base.asset, p.base);
+    assets.set(p.quote.asset, p.quote);
+  }
+  const quote = pairs[0]?.quote ?? { asset: -1, symbol: "USDC", decimals: 6 };
+  return {
+    quoteSymbol: quote.symbol,
+    balances: account.inventory
+      .filter((b) => assets.has(b.asset))
+      .map((b) => {
+        const a = assets.get(b.asset)!;
+        return { symbol: a.symbol, amount: display(b.amount, a.decimals) };
+      }),
+    equity: display(account.equity, quote.decimals),
+    initialMargin: display(account.initialMargin, quote.decimals),
+    maintenanceMargin: display(account.maintenanceMargin, quote.decimals),
+    marginStatus: account.marginStatus,
+    pnl: display(account.pnl, quote.decimals),
+  };
+}
+
+export function buildContext(settings: BrokerSettings, snap: PitSnapshot, slot: SlotView): BrokerContext {
+  if (snap.account.user !== settings.user) {
+    throw new Error(`context for user ${settings.user} built from account ${snap.account.user}`);
+  }
+  const bySymbol = new Map(snap.pairs.map((p) => [p.pair, p] as const));
+  const markets: MarketContext[] = [];
+  for (const p of snap.pairs) {
+    const m = snap.markets.get(p.pair);
+    if (m !== undefined) markets.push(marketContext(p, m, snap.account, slot.positions.get(p.pair) ?? 0, snap.nowMs));
+  }
+  const openOrders: OrderContext[] = snap.account.openOrders.map((o) => ({
+    orderId: o.orderId,
+    pair: bySymbol.get(o.pair)?.symbol ?? String(o.pair),
+    side: o.side,
+    price: o.price,
+    size: o.size,
+    type: o.type,
+    ageMs: Math.max(0, snap.nowMs - o.ts),
+  }));
+  return {
+    user: settings.user,
+    brokerId: settings.brokerId,
+    sessionId: snap.phase.sessionId,
+    tick: slot.tick,
+    nowMs: snap.nowMs,
+    timeLeftMs: Math.max(0, snap.phase.endsAtMs - snap.nowMs),
+    phase: snap.phase.phase,
+    purpose: slot.purpose,
+    strategy: settings.prompt,
+    reprompt: slot.reprompt,
+    lessons: [...settings.lessons],
+    plan: slot.plan,
+    markets,
+    account: accountContext(snap.account, snap.pairs),
+    openOrders,
+    refusals: [...slot.refusals],
+    directives: slot.directives.map((d) => ({ ...d })),
+    seed: slot.seed,
+  };
+}

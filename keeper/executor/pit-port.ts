@@ -1,0 +1,159 @@
+// The executor's narrow view of the pit. The keeper service adapts the exchange core's Engine to
+// this port (engine read views + `apply(command)`), so the session loop never depends on how the
+// book or the margin engine are built, and tests can drive the loop over any pit.
+//
+// Units: prices are integer ticks and sizes integer lots of one pair; money (inventory, equity,
+// margin, PnL, fees) is bigint in the asset's base units, as everywhere in the keeper.
+
+export type Side = "buy" | "sell";
+export type OrderType = "limit" | "ioc" | "post_only";
+export type MarginStatus = "ok" | "below_im" | "below_mm";
+export type Phase = "pre_session" | "trading" | "closing" | "settling";
+
+export interface AssetView {
+  asset: number;
+  symbol: string;
+  decimals: number;
+}
+
+export interface PairView {
+  pair: number;
+  /** e.g. "PEPE/USDC" */
+  symbol: string;
+  base: AssetView;
+  quote: AssetView;
+  /** Base-asset base units in one lot. */
+  lotSize: bigint;
+  /** Quote-asset base units one lot moves per tick of price: a fill's quote amount is price * size * tickValue. */
+  tickValue: bigint;
+  makerFeeBps: number;
+  takerFeeBps: number;
+  /** Largest size one order may carry, in lots. */
+  maxOrderLots: number;
+}
+
+export interface LevelView {
+  price: number;
+  size: number;
+}
+
+export interface TradeView {
+  price: number;
+  size: number;
+  /** The side of the order that took liquidity. */
+  takerSide: Side;
+  ts: number;
+}
+
+export interface MarketView {
+  pair: number;
+  bids: LevelView[];
+  asks: LevelView[];
+  /** Null while one side of the book is empty. */
+  mid: number | null;
+  /** The margin engine's mark (the pit's mid banded around the reference price). */
+  mark: number;
+  trades: TradeView[];
+}
+
+export interface OpenOrderView {
+  orderId: string;
+  pair: number;
+  side: Side;
+  price: number;
+  /** Remaining lots. */
+  size: number;
+  type: OrderType;
+  ts: number;
+}
+
+export interface BalanceView {
+  asset: number;
+  /** Negative is a liability. */
+  amount: bigint;
+}
+
+export interface AccountView {
+  user: number;
+  inventory: BalanceView[];
+  openOrders: OpenOrderView[];
+  /** Quote-asset base units, valued at the mark. */
+  equity: bigint;
+  initialMargin: bigint;
+  maintenanceMargin: bigint;
+  marginStatus: MarginStatus;
+  /** Session PnL at the mark, quote-asset base units. */
+  pnl: bigint;
+}
+
+export interface FillView {
+  orderId: string;
+  pair: number;
+  side: Side;
+  price: number;
+  size: number;
+  liquidity: "maker" | "taker";
+  /** Quote-asset base units paid (negative for a rebate). */
+  fee: bigint;
+  ts: number;
+}
+
+export interface PhaseView {
+  sessionId: number;
+  phase: Phase;
+  /** When the current phase ends (the pit's clock, ms). */
+  endsAtMs: number;
+}
+
+export interface OrderRequest {
+  pair: number;
+  side: Side;
+  price: number;
+  size: number;
+  type: OrderType;
+}
+
+export interface OrderOutcome {
+  /** Index into the submitted orders. */
+  index: number;
+  accepted: boolean;
+  orderId?: string;
+  /** The engine's reject code when not accepted (e.g. "insufficient_margin", "post_only_would_cross"). */
+  reason?: string;
+  /** Lots filled on arrival. */
+  filled: number;
+  /** Lots left resting on the book. */
+  resting: number;
+}
+
+export interface CancelOutcome {
+  orderId: string;
+  accepted: boolean;
+  reason?: string;
+}
+
+export interface SubmitOutcome {
+  cancels: CancelOutcome[];
+  orders: OrderOutcome[];
+}
+
+export interface LiquidationOutcome {
+  cancelledOrders: number;
+  /** Human-readable summary for the broker's next context and the log. */
+  summary: string;
+}
+
+export interface PitPort {
+  phase(): PhaseView;
+  pair(pair: number): PairView | undefined;
+  pairBySymbol(symbol: string): PairView | undefined;
+  /** Book top `levels` per side and the last `trades` trades (newest last). */
+  market(pair: number, levels: number, trades: number): MarketView;
+  account(user: number): AccountView;
+  /** The user's fills with sequence > `cursor`, oldest first, and the new cursor. */
+  fills(user: number, cursor: number): { fills: FillView[]; cursor: number };
+  /** Cancels first, then orders in sequence; each gets its own outcome, never an exception. */
+  submit(user: number, request: { cancels: string[]; orders: OrderRequest[] }): SubmitOutcome;
+  /** Below maintenance margin the keeper itself closes the account out (cancel all, cover at mid). */
+  liquidate(user: number): LiquidationOutcome;
+}

@@ -1,0 +1,279 @@
+// The session rules (DESIGN.md, Executor). They shape each request as directives and are enforced
+// on each reply, against the state at the moment the reply arrives:
+//   below MM   -> the keeper liquidates; the broker is not asked.
+//   below IM   -> only orders that reduce the position are accepted.
+//   no fill in the last N orders -> a reply with new orders must include a crossing order.
+//   not quoting around the mid   -> resting orders far from the mid are refused.
+// Plus the risk checks every reply gets: known pair, one of the user's pairs, size limit, price
+// band around the mark, open-order limit, cancels of orders that are still open.
+import type { Directive, ProposedOrder } from "../brokers/types.ts";
+import type { Refusal } from "../brokers/decision-log.ts";
+import type { AccountView, MarketView, OrderRequest, PairView, Side } from "./pit-port.ts";
+import { positionLots } from "./context-builder.ts";
+
+export interface RuleConfig {
+  /** A quote counts as "around the mid" within this many bps of it... */
+  quoteBandBps: number;
+  /** ...or this many ticks, whichever is wider. */
+  minQuoteBandTicks: number;
+  /** Orders further than this from the mark are refused. */
+  priceBandBps: number;
+  minPriceBandTicks: number;
+  /** "No fill in the last N orders". */
+  noFillWindow: number;
+  maxOpenOrders: number;
+}
+
+export const DEFAULT_RULES: RuleConfig = {
+  quoteBandBps: 50,
+  minQuoteBandTicks: 2,
+  priceBandBps: 1000,
+  minPriceBandTicks: 10,
+  noFillWindow: 5,
+  maxOpenOrders: 20,
+};
+
+export interface RecentOrder {
+  orderId: string;
+  filled: boolean;
+}
+
+export interface Assessment {
+  liquidate: boolean;
+  directives: Directive[];
+}
+
+/**
+ * The best price on `side` of the book that is not the user's own: crossing your own order is
+ * not a trade (self-trade prevention), so it does not count as a crossing order.
+ */
+export function othersBest(m: MarketView | undefined, account: AccountView, side: Side): number | null {
+  if (m === undefined) return null;
+  const levels = side === "buy" ? m.bids : m.asks;
+  for (const l of levels) {
+    let own = 0;
+    for (const o of account.openOrders) if (o.pair === m.pair && o.side === side && o.price === l.price) own += o.size;
+    if (l.size > own) return l.price;
+  }
+  return null;
+}
+
+export function quoteBandTicks(mid: number, cfg: RuleConfig): number {
+  return Math.max(cfg.minQuoteBandTicks, Math.ceil((mid * cfg.quoteBandBps) / 10_000));
+}
+
+function priceBandTicks(mark: number, cfg: RuleConfig): number {
+  return Math.max(cfg.minPriceBandTicks, Math.ceil((mark * cfg.priceBandBps) / 10_000));
+}
+
+function fmt(n: number): string {
+  return String(Math.round(n * 100) / 100);
+}
+
+/** What the rules ask of this broker now. */
+export function assess(
+  account: AccountView,
+  pairs: readonly PairView[],
+  markets: ReadonlyMap<number, MarketView>,
+  recent: readonly RecentOrder[],
+  cfg: RuleConfig,
+): Assessment {
+  if (account.marginStatus === "below_mm") return { liquidate: true, directives: [] };
+  if (account.marginStatus === "below_im") {
+    const held = pairs
+      .map((p) => ({ p, pos: positionLots(account, p) }))
+      .filter((x) => Math.abs(x.pos) >= 1)
+      .map((x) => `${x.pos > 0 ? "sell" : "buy"} up to ${Math.floor(Math.abs(x.pos))} ${x.p.symbol}`);
+    return {
+      liquidate: false,
+      directives: [
+        {
+          code: "reduce_only",
+          text: `below initial margin: only orders that reduce your position are accepted (${held.join(", ") || "you hold no position: cancel orders"})`,
+        },
+      ],
+    };
+  }
+  const directives: Directive[] = [];
+  const window = recent.slice(-cfg.noFillWindow);
+  if (window.length >= cfg.noFillWindow && window.every((o) => !o.filled)) {
+    const ways: string[] = [];
+    for (const p of pairs) {
+      const m = markets.get(p.pair);
+      const bb = othersBest(m, account, "buy");
+      const ba = othersBest(m, account, "sell");
+      const parts = [ba !== null ? `buy >= ${ba}` : null, bb !== null ? `sell <= ${bb}` : null].filter((x) => x !== null);
+      if (parts.length > 0) ways.push(`${p.symbol}: ${parts.join(" or ")}`);
+    }
+    if (ways.length > 0) {
+      directives.push({
+        code: "cross",
+        text: `no fill in your last ${cfg.noFillWindow} orders: include a crossing order (${ways.join("; ")}), else new orders are refused`,
+      });
+    }
+  }
+  for (const p of pairs) {
+    const m = markets.get(p.pair);
+    if (m === undefined || m.mid === null) continue;
+    const band = quoteBandTicks(m.mid, cfg);
+    const mine = account.openOrders.filter((o) => o.pair === p.pair);
+    const bidOk = mine.some((o) => o.side === "buy" && o.price >= m.mid! - band);
+    const askOk = mine.some((o) => o.side === "sell" && o.price <= m.mid! + band);
+    if (!bidOk || !askOk) {
+      directives.push({
+        code: "quote_mid",
+        pair: p.symbol,
+        bandTicks: band,
+        text: `not quoting around the mid on ${p.symbol}: keep a bid >= ${Math.ceil(m.mid - band)} and an ask <= ${Math.floor(m.mid + band)} (mid ${fmt(m.mid)}); resting orders further out are refused`,
+      });
+    }
+  }
+  return { liquidate: false, directives };
+}
+
+/**
+ * The directives a late reply is held to: those it was asked under that still apply now. A reply
+ * is never held to a rule it was not asked about, except reduce-only, which protects the pit.
+ */
+export function directivesForReply(asked: readonly Directive[], now: Assessment): Directive[] {
+  const out: Directive[] = [];
+  for (const d of now.directives) {
+    if (d.code === "reduce_only" || asked.some((a) => a.code === d.code && a.pair === d.pair)) out.push(d);
+  }
+  return out;
+}
+
+export interface EnforcedOrder {
+  /** Index in the broker's reply. */
+  index: number;
+  request: OrderRequest;
+  crossing: boolean;
+}
+
+export interface Enforcement {
+  cancels: string[];
+  orders: EnforcedOrder[];
+  refusals: Refusal[];
+}
+
+function describe(o: ProposedOrder, index: number): string {
+  return `order ${index + 1} (${o.side} ${o.size}@${o.price} ${o.type} ${o.pair})`;
+}
+
+function isCrossing(side: Side, price: number, type: string, m: MarketView | undefined, account: AccountView): boolean {
+  if (type === "post_only") return false;
+  if (side === "buy") {
+    const ba = othersBest(m, account, "sell");
+    return ba !== null && price >= ba;
+  }
+  const bb = othersBest(m, account, "buy");
+  return bb !== null && price <= bb;
+}
+
+export interface EnforceInput {
+  orders: readonly ProposedOrder[];
+  cancels: readonly string[];
+  /** The user's own pairs (resolved) and the pit's lookup for any symbol. */
+  userPairs: readonly PairView[];
+  pairBySymbol: (symbol: string) => PairView | undefined;
+  markets: ReadonlyMap<number, MarketView>;
+  account: AccountView;
+  directives: readonly Directive[];
+  cfg: RuleConfig;
+}
+
+/** Splits a reply into what may reach the book and what is refused, with reasons. */
+export function enforce(input: EnforceInput): Enforcement {
+  const { account, cfg, markets } = input;
+  const refusals: Refusal[] = [];
+  const open = new Map(account.openOrders.map((o) => [o.orderId, o] as const));
+
+  const cancels: string[] = [];
+  const cancelled = new Set<string>();
+  for (const id of input.cancels) {
+    if (id === "all" || id === "*") {
+      for (const o of account.openOrders) if (!cancelled.has(o.orderId)) (cancelled.add(o.orderId), cancels.push(o.orderId));
+      continue;
+    }
+    if (cancelled.has(id)) continue;
+    if (!open.has(id)) {
+      refusals.push({ code: "unknown_order", text: `cancel ${id}: no such open order (it may have filled)` });
+      continue;
+    }
+    cancelled.add(id);
+    cancels.push(id);
+  }
+
+  const reduceOnly = input.directives.some((d) => d.code === "reduce_only");
+  const wantCross = input.directives.some((d) => d.code === "cross");
+  const quoteMid = new Map(input.directives.filter((d) => d.code === "quote_mid").map((d) => [d.pair, d] as const));
+  const userPairIds = new Set(input.userPairs.map((p) => p.pair));
+
+  let resting = account.openOrders.filter((o) => !cancelled.has(o.orderId)).length;
+  // Reduce-only room per pair and side: the position, less what already rests on the reducing side.
+  const room = new Map<string, number>();
+  const roomFor = (p: PairView, side: Side): number => {
+    const key = `${p.pair}:${side}`;
+    const had = room.get(key);
+    if (had !== undefined) return had;
+    const pos = positionLots(account, p);
+    const reducing = side === "buy" ? Math.floor(Math.max(0, -pos)) : Math.floor(Math.max(0, pos));
+    const already = account.openOrders
+      .filter((o) => o.pair === p.pair && o.side === side && !cancelled.has(o.orderId))
+      .reduce((a, o) => a + o.size, 0);
+    const r = Math.max(0, reducing - already);
+    room.set(key, r);
+    return r;
+  };
+
+  const accepted: EnforcedOrder[] = [];
+  input.orders.forEach((o, index) => {
+    const p = input.pairBySymbol(o.pair);
+    if (p === undefined) return void refusals.push({ code: "unknown_pair", text: `${describe(o, index)}: no such pair` });
+    if (!userPairIds.has(p.pair)) return void refusals.push({ code: "not_your_pair", text: `${describe(o, index)}: not one of your pairs` });
+    if (o.size > p.maxOrderLots) {
+      return void refusals.push({ code: "max_size", text: `${describe(o, index)}: larger than the max order size ${p.maxOrderLots}` });
+    }
+    const m = markets.get(p.pair);
+    const mark = m?.mark ?? o.price;
+    const band = priceBandTicks(mark, cfg);
+    if (Math.abs(o.price - mark) > band) {
+      return void refusals.push({ code: "price_band", text: `${describe(o, index)}: more than ${band} ticks from the mark ${fmt(mark)}` });
+    }
+    const crossing = isCrossing(o.side, o.price, o.type, m, account);
+    if (reduceOnly) {
+      const r = roomFor(p, o.side);
+      if (o.size > r) {
+        return void refusals.push({
+          code: "reduce_only",
+          text: `${describe(o, index)}: below initial margin only exposure-reducing orders are accepted (room ${r} lots)`,
+        });
+      }
+      room.set(`${p.pair}:${o.side}`, r - o.size);
+    }
+    const qm = quoteMid.get(p.symbol);
+    if (qm !== undefined && !crossing && m !== undefined && m.mid !== null && o.type !== "ioc") {
+      const b = qm.bandTicks ?? quoteBandTicks(m.mid, cfg);
+      const far = o.side === "buy" ? o.price < m.mid - b : o.price > m.mid + b;
+      if (far) return void refusals.push({ code: "quote_mid", text: `${describe(o, index)}: quote within ${b} ticks of the mid ${fmt(m.mid)}` });
+    }
+    if (o.type !== "ioc" && !crossing) {
+      if (resting >= cfg.maxOpenOrders) {
+        return void refusals.push({ code: "open_orders", text: `${describe(o, index)}: you already have ${cfg.maxOpenOrders} open orders` });
+      }
+      resting += 1;
+    }
+    accepted.push({ index, request: { pair: p.pair, side: o.side, price: o.price, size: o.size, type: o.type }, crossing });
+  });
+
+  if (wantCross && !reduceOnly && accepted.length > 0 && !accepted.some((x) => x.crossing)) {
+    for (const x of accepted) {
+      refusals.push({
+        code: "cross",
+        text: `${describe(input.orders[x.index]!, x.index)}: no fill in your last ${cfg.noFillWindow} orders and this reply has no crossing order`,
+      });
+    }
+    return { cancels, orders: [], refusals };
+  }
+  return { cancels, orders: accepted, refusals };
+}

@@ -1,0 +1,123 @@
+// The executor's tests run over the real pit: keeper/core's Engine behind keeper/pit.ts's
+// SessionPit (the adapter the keeper uses), with one PEPE/USDC pair. A thin recording wrapper
+// notes everything that reached the book and lets a test force a margin status or the phase.
+import type { Deployment } from "../../keeper/chain/deployment.ts";
+import type { Clock } from "../../keeper/executor/clock.ts";
+import type {
+  AccountView,
+  FillView,
+  LiquidationOutcome,
+  MarginStatus,
+  MarketView,
+  OrderRequest,
+  PairView,
+  Phase,
+  PhaseView,
+  PitPort,
+  SubmitOutcome,
+} from "../../keeper/executor/pit-port.ts";
+import { SessionPit } from "../../keeper/pit.ts";
+import { buildMarket } from "../../keeper/session/pairs.ts";
+
+const DEPLOYMENT = {
+  chainId: 31337,
+  vault: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+  startBlock: 1,
+  settler: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+  treasury: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+  insurance: "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+  tokens: [
+    { symbol: "USDC", address: "0x0000000000000000000000000000000000000a01", decimals: 6, index: 0 },
+    { symbol: "PEPE", address: "0x0000000000000000000000000000000000000a02", decimals: 18, index: 1 },
+  ],
+} as unknown as Deployment;
+
+export const PEPE = 1;
+export const USDC = 0;
+/** PEPE at $0.00001: the reference price is 10,000 ticks; one lot is 100,000 PEPE. */
+export const REF = 10_000;
+
+export class TestPit implements PitPort {
+  readonly pit: SessionPit;
+  phaseName: Phase = "trading";
+  endsAtMs = 3_600_000;
+  readonly marginOverride = new Map<number, MarginStatus>();
+  /** Every order that reached the book, per user, with the book's answer. */
+  readonly reached: { user: number; order: OrderRequest; accepted: boolean; reason?: string }[] = [];
+  readonly cancelsReached: { user: number; orderId: string }[] = [];
+  readonly liquidations: number[] = [];
+  submits = 0;
+
+  constructor(clock: Clock, sessionId = 1) {
+    const m = buildMarket(DEPLOYMENT, { PEPE: "0.00001" }, { treasury: 1, insurance: 2 }, sessionId);
+    this.pit = new SessionPit({
+      config: m.engine,
+      pairs: m.pairs,
+      sessionId,
+      journal: null,
+      clock,
+      phase: () => ({ sessionId, phase: this.phaseName, endsAtMs: this.endsAtMs }),
+      addressOf: () => undefined,
+      brokerOf: () => null,
+    });
+  }
+
+  /** Credits USDC (whole dollars) and PEPE (lots) to each user, then opens trading. */
+  fundAndOpen(users: readonly number[], usdc = 10_000, pepeLots = 0): this {
+    const lot = this.pit.pair(PEPE)!.lotSize;
+    for (const u of users) {
+      this.pit.apply({ type: "deposit", user: u, asset: USDC, amount: BigInt(usdc) * 1_000_000n });
+      if (pepeLots > 0) this.pit.apply({ type: "deposit", user: u, asset: PEPE, amount: BigInt(pepeLots) * lot });
+    }
+    this.pit.apply({ type: "start_trading" });
+    return this;
+  }
+
+  /** A counterparty's resting order placed outside the executor. */
+  rest(user: number, side: "buy" | "sell", price: number, size: number): string {
+    const r = this.pit.submit(user, { cancels: [], orders: [{ pair: PEPE, side, price, size, type: "limit" }] });
+    const o = r.orders[0]!;
+    if (!o.accepted) throw new Error(`rest refused: ${o.reason}`);
+    return o.orderId!;
+  }
+
+  reachedBy(user: number) {
+    return this.reached.filter((r) => r.user === user);
+  }
+
+  phase(): PhaseView {
+    return this.pit.phase();
+  }
+  pair(pair: number): PairView | undefined {
+    return this.pit.pair(pair);
+  }
+  pairBySymbol(symbol: string): PairView | undefined {
+    return this.pit.pairBySymbol(symbol);
+  }
+  market(pair: number, levels: number, trades: number): MarketView {
+    return this.pit.market(pair, levels, trades);
+  }
+  account(user: number): AccountView {
+    const a = this.pit.account(user);
+    const forced = this.marginOverride.get(user);
+    return forced === undefined ? a : { ...a, marginStatus: forced };
+  }
+  fills(user: number, cursor: number): { fills: FillView[]; cursor: number } {
+    return this.pit.fills(user, cursor);
+  }
+  submit(user: number, request: { cancels: string[]; orders: OrderRequest[] }): SubmitOutcome {
+    this.submits += 1;
+    const out = this.pit.submit(user, request);
+    for (const c of request.cancels) this.cancelsReached.push({ user, orderId: c });
+    out.orders.forEach((o, i) => {
+      const order = request.orders[i]!;
+      this.reached.push({ user, order, accepted: o.accepted, ...(o.reason !== undefined ? { reason: o.reason } : {}) });
+    });
+    return out;
+  }
+  liquidate(user: number): LiquidationOutcome {
+    this.liquidations.push(user);
+    this.marginOverride.delete(user);
+    return this.pit.liquidate(user);
+  }
+}

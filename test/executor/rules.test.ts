@@ -1,0 +1,162 @@
+import { expect } from "chai";
+import type { Directive, ProposedOrder } from "../../keeper/brokers/types.ts";
+import type { AccountView, MarketView, PairView } from "../../keeper/executor/pit-port.ts";
+import { assess, DEFAULT_RULES, directivesForReply, enforce } from "../../keeper/executor/rules.ts";
+
+const PAIR: PairView = {
+  pair: 1,
+  symbol: "PEPE/USDC",
+  base: { asset: 1, symbol: "PEPE", decimals: 18 },
+  quote: { asset: 0, symbol: "USDC", decimals: 6 },
+  lotSize: 10n ** 23n,
+  tickValue: 100n,
+  makerFeeBps: 0,
+  takerFeeBps: 5,
+  maxOrderLots: 500,
+};
+
+function account(over: Partial<AccountView> = {}, lots = 0): AccountView {
+  return {
+    user: 5,
+    inventory: [
+      { asset: 0, amount: 1_000_000_000n },
+      { asset: 1, amount: BigInt(lots) * PAIR.lotSize },
+    ],
+    openOrders: [],
+    equity: 1_000_000_000n,
+    initialMargin: 0n,
+    maintenanceMargin: 0n,
+    marginStatus: "ok",
+    pnl: 0n,
+    ...over,
+  };
+}
+
+const MARKET: MarketView = {
+  pair: 1,
+  bids: [{ price: 9_990, size: 10 }],
+  asks: [{ price: 10_010, size: 10 }],
+  mid: 10_000,
+  mark: 10_000,
+  trades: [],
+};
+const markets = new Map([[1, MARKET]]);
+const order = (side: "buy" | "sell", price: number, size = 1, type: ProposedOrder["type"] = "limit"): ProposedOrder => ({ pair: "PEPE/USDC", side, price, size, type });
+const quoting = [
+  { orderId: "1", pair: 1, side: "buy" as const, price: 9_995, size: 2, type: "limit" as const, ts: 0 },
+  { orderId: "2", pair: 1, side: "sell" as const, price: 10_005, size: 2, type: "limit" as const, ts: 0 },
+];
+
+function run(orders: ProposedOrder[], directives: Directive[] = [], acct = account({ openOrders: quoting }), cancels: string[] = []) {
+  return enforce({ orders, cancels, userPairs: [PAIR], pairBySymbol: (s) => (s === PAIR.symbol ? PAIR : undefined), markets, account: acct, directives, cfg: DEFAULT_RULES });
+}
+
+describe("executor/rules: assess", () => {
+  it("liquidates below maintenance margin and asks nothing", () => {
+    expect(assess(account({ marginStatus: "below_mm" }), [PAIR], markets, [], DEFAULT_RULES)).to.deep.equal({ liquidate: true, directives: [] });
+  });
+
+  it("below initial margin asks only for reducing orders, saying how much", () => {
+    const a = assess(account({ marginStatus: "below_im" }, 12), [PAIR], markets, [], DEFAULT_RULES);
+    expect(a.directives.map((d) => d.code)).to.deep.equal(["reduce_only"]);
+    expect(a.directives[0]!.text).to.contain("sell up to 12 PEPE/USDC");
+  });
+
+  it("asks for a crossing order after 5 orders without a fill, naming the prices that cross", () => {
+    const recent = Array.from({ length: 5 }, (_, i) => ({ orderId: String(i), filled: false }));
+    const a = assess(account({ openOrders: quoting }), [PAIR], markets, recent, DEFAULT_RULES);
+    expect(a.directives.map((d) => d.code)).to.deep.equal(["cross"]);
+    expect(a.directives[0]!.text).to.contain("buy >= 10010 or sell <= 9990");
+    const one = [...recent.slice(1), { orderId: "9", filled: true }];
+    expect(assess(account({ openOrders: quoting }), [PAIR], markets, one, DEFAULT_RULES).directives).to.deep.equal([]);
+    expect(assess(account({ openOrders: quoting }), [PAIR], markets, recent.slice(1), DEFAULT_RULES).directives).to.deep.equal([]);
+  });
+
+  it("asks a broker that is not quoting around the mid to do so, with the band", () => {
+    const a = assess(account(), [PAIR], markets, [], DEFAULT_RULES);
+    expect(a.directives).to.have.length(1);
+    expect(a.directives[0]).to.deep.include({ code: "quote_mid", pair: "PEPE/USDC", bandTicks: 50 });
+    expect(a.directives[0]!.text).to.contain("bid >= 9950 and an ask <= 10050");
+    const farBid = account({ openOrders: [{ ...quoting[0]!, price: 9_900 }, quoting[1]!] });
+    expect(assess(farBid, [PAIR], markets, [], DEFAULT_RULES).directives[0]!.code).to.equal("quote_mid");
+  });
+});
+
+describe("executor/rules: enforce", () => {
+  it("accepts a sane reply untouched and marks crossing orders", () => {
+    const r = run([order("buy", 9_996), order("buy", 10_010, 1, "ioc")]);
+    expect(r.refusals).to.deep.equal([]);
+    expect(r.orders.map((o) => [o.index, o.crossing])).to.deep.equal([
+      [0, false],
+      [1, true],
+    ]);
+    expect(r.orders[0]!.request).to.deep.equal({ pair: 1, side: "buy", price: 9_996, size: 1, type: "limit" });
+  });
+
+  it("refuses unknown pairs, oversize orders and prices outside the band around the mark", () => {
+    const r = run([{ ...order("buy", 9_990), pair: "DOGE/USDC" }, order("buy", 9_990, 501), order("sell", 11_001)]);
+    expect(r.orders).to.deep.equal([]);
+    expect(r.refusals.map((x) => x.code)).to.deep.equal(["unknown_pair", "max_size", "price_band"]);
+    expect(r.refusals[2]!.text).to.equal("order 3 (sell 1@11001 limit PEPE/USDC): more than 1000 ticks from the mark 10000");
+  });
+
+  it("refuses pairs the user did not choose", () => {
+    const other: PairView = { ...PAIR, pair: 2, symbol: "WIF/USDC" };
+    const r = enforce({
+      orders: [{ ...order("buy", 9_990), pair: "WIF/USDC" }],
+      cancels: [],
+      userPairs: [PAIR],
+      pairBySymbol: (s) => (s === "WIF/USDC" ? other : PAIR),
+      markets,
+      account: account({ openOrders: quoting }),
+      directives: [],
+      cfg: DEFAULT_RULES,
+    });
+    expect(r.refusals.map((x) => x.code)).to.deep.equal(["not_your_pair"]);
+  });
+
+  it("below initial margin accepts only orders that reduce the position, up to its size", () => {
+    const acct = account({ marginStatus: "below_im", openOrders: [] }, 5);
+    const d: Directive[] = [{ code: "reduce_only", text: "" }];
+    const r = run([order("buy", 9_990), order("sell", 10_020, 3), order("sell", 10_020, 3)], d, acct);
+    expect(r.orders.map((o) => o.index)).to.deep.equal([1]);
+    expect(r.refusals.map((x) => x.code)).to.deep.equal(["reduce_only", "reduce_only"]);
+    expect(r.refusals[1]!.text).to.contain("room 2 lots");
+  });
+
+  it("when a crossing order was asked for, refuses a reply that has none", () => {
+    const d: Directive[] = [{ code: "cross", text: "" }];
+    const none = run([order("buy", 9_995), order("sell", 10_004)], d);
+    expect(none.orders).to.deep.equal([]);
+    expect(none.refusals.map((x) => x.code)).to.deep.equal(["cross", "cross"]);
+    const withCross = run([order("buy", 9_995), order("sell", 9_990, 1, "ioc")], d);
+    expect(withCross.orders).to.have.length(2);
+    // A post-only order can never cross, whatever its price says.
+    expect(run([order("buy", 10_010, 1, "post_only")], d).orders).to.deep.equal([]);
+  });
+
+  it("when asked to quote around the mid, refuses resting orders outside the band but not crossing ones", () => {
+    const d: Directive[] = [{ code: "quote_mid", pair: "PEPE/USDC", bandTicks: 50, text: "" }];
+    const r = run([order("buy", 9_940), order("buy", 9_960), order("sell", 10_100), order("sell", 9_990, 1, "ioc")], d);
+    expect(r.orders.map((o) => o.index)).to.deep.equal([1, 3]);
+    expect(r.refusals.map((x) => x.code)).to.deep.equal(["quote_mid", "quote_mid"]);
+  });
+
+  it("expands cancel-all, refuses cancels of orders that are gone and caps resting orders", () => {
+    const r = run([], [], account({ openOrders: quoting }), ["all", "77"]);
+    expect(r.cancels).to.deep.equal(["1", "2"]);
+    expect(r.refusals[0]).to.deep.include({ code: "unknown_order" });
+    const full = account({ openOrders: Array.from({ length: 20 }, (_, i) => ({ ...quoting[0]!, orderId: String(i) })) });
+    const capped = run([order("buy", 9_995), order("buy", 10_010, 1, "ioc")], [], full, ["3"]);
+    expect(capped.orders.map((o) => o.index)).to.deep.equal([0, 1]);
+    const over = run([order("buy", 9_995), order("buy", 9_994)], [], full, ["3"]);
+    expect(over.refusals.map((x) => x.code)).to.deep.equal(["open_orders"]);
+  });
+
+  it("holds a late reply only to rules it was asked under that still apply, plus reduce-only", () => {
+    const now = { liquidate: false, directives: [{ code: "cross", text: "x" }, { code: "quote_mid", pair: "PEPE/USDC", text: "y" }] as Directive[] };
+    expect(directivesForReply([{ code: "cross", text: "old" }], now).map((d) => d.code)).to.deep.equal(["cross"]);
+    const im = { liquidate: false, directives: [{ code: "reduce_only", text: "z" }] as Directive[] };
+    expect(directivesForReply([], im).map((d) => d.code)).to.deep.equal(["reduce_only"]);
+  });
+});
