@@ -1,0 +1,70 @@
+// The typed data users sign for keeper actions. Published at GET /api/eip712 so the page and the
+// scripts sign exactly what the keeper checks: one struct per action, each with the wallet, a
+// nonce and an expiry; the domain binds the chain id and the vault.
+import type { Address } from "viem";
+
+export const KEEPER_DOMAIN_NAME = "CME Keeper";
+export const KEEPER_DOMAIN_VERSION = "1";
+
+export const ACTION_TYPES = {
+  SetBroker: [
+    { name: "account", type: "address" },
+    { name: "brokerId", type: "string" },
+    { name: "nonce", type: "uint256" },
+    { name: "expiry", type: "uint256" },
+  ],
+  SetPrompt: [
+    { name: "account", type: "address" },
+    { name: "prompt", type: "string" },
+    { name: "nonce", type: "uint256" },
+    { name: "expiry", type: "uint256" },
+  ],
+  SetPairs: [
+    { name: "account", type: "address" },
+    { name: "pairs", type: "string[]" },
+    { name: "nonce", type: "uint256" },
+    { name: "expiry", type: "uint256" },
+  ],
+  Reprompt: [
+    { name: "account", type: "address" },
+    { name: "prompt", type: "string" },
+    { name: "nonce", type: "uint256" },
+    { name: "expiry", type: "uint256" },
+  ],
+  WithdrawalRequest: [
+    { name: "account", type: "address" },
+    { name: "token", type: "address" },
+    { name: "amount", type: "uint256" },
+    { name: "nonce", type: "uint256" },
+    { name: "expiry", type: "uint256" },
+  ],
+  Admin: [
+    { name: "action", type: "string" },
+    { name: "sessionId", type: "uint32" },
+    { name: "nonce", type: "uint256" },
+    { name: "expiry", type: "uint256" },
+  ],
+} as const;
+
+export type ActionType = keyof typeof ACTION_TYPES;
+
+/** Route path of each user action and the struct its body is signed as. */
+export const ACTION_ROUTES = {
+  "/set-broker": "SetBroker",
+  "/set-prompt": "SetPrompt",
+  "/set-pairs": "SetPairs",
+  "/reprompt": "Reprompt",
+  "/withdrawal-permit": "WithdrawalRequest",
+  "/admin/settle": "Admin",
+} as const satisfies Record<string, ActionType>;
+
+export interface KeeperDomain {
+  name: typeof KEEPER_DOMAIN_NAME;
+  version: typeof KEEPER_DOMAIN_VERSION;
+  chainId: number;
+  verifyingContract: Address;
+}
+
+export function keeperDomain(chainId: number, vault: Address): KeeperDomain {
+  return { name: KEEPER_DOMAIN_NAME, version: KEEPER_DOMAIN_VERSION, chainId, verifyingContract: vault };
+}

@@ -1,0 +1,104 @@
+// Turns a closed session into its settlement plan: the engine's netted deltas cut into hash-chained
+// batches, and the fill log whose hash is committed beside them. Pure: the same journal gives the
+// same plan, byte for byte, which is what makes a resumed settlement safe.
+import { buildBatchChain, splitIntoBatches } from "../chain/settlement-batches.ts";
+import {
+  deltasFromFillLog,
+  encodeFillLog,
+  FILL_LOG_VERSION,
+  hashFillLog,
+  type FillLogBalance,
+  type FillLogEvent,
+} from "../settlement/fill-log.ts";
+import type { NetDelta } from "../core/types.ts";
+import type { SettlementPlan } from "../store/settlement.ts";
+import type { PairMeta } from "./pairs.ts";
+
+export interface PlanInput {
+  chainId: number;
+  vault: string;
+  sessionId: number;
+  treasury: number;
+  pairs: PairMeta[];
+  /** Opening balances (vault base units) of every account the session started with. */
+  openingBalances: { accountId: number; tokenIndex: number; amount: bigint }[];
+  /** Fills and value transfers in journal order. */
+  events: FillLogEvent[];
+  /** The engine's netted deltas. */
+  deltas: readonly NetDelta[];
+  maxEntriesPerBatch: number;
+}
+
+export class PlanMismatchError extends Error {
+  override name = "PlanMismatchError";
+}
+
+export function buildPlan(input: PlanInput): { plan: SettlementPlan; fillLog: string; fillLogHash: `0x${string}` } {
+  const balances: FillLogBalance[] = input.openingBalances
+    .filter((b) => b.amount > 0n)
+    .sort((a, b) => a.accountId - b.accountId || a.tokenIndex - b.tokenIndex)
+    .map((b) => ({ type: "balance", accountId: b.accountId, tokenIndex: b.tokenIndex, amount: b.amount }));
+  const fillLog = encodeFillLog({
+    header: {
+      type: "header",
+      version: FILL_LOG_VERSION,
+      chainId: input.chainId,
+      vault: input.vault.toLowerCase(),
+      sessionId: input.sessionId,
+      treasury: input.treasury,
+      pairs: input.pairs.map((p) => ({ pairId: p.id, symbol: p.symbol, base: p.base, quote: p.quote, lotSize: p.lotSize, tickSize: BigInt(p.quotePerTickLot) })),
+    },
+    balances,
+    events: input.events,
+  });
+  const fillLogHash = hashFillLog(fillLog);
+
+  const deltas = input.deltas
+    .filter((d) => d.delta !== 0n)
+    .map((d) => ({ accountId: d.user, tokenIndex: d.asset, delta: d.delta }))
+    .sort((a, b) => a.accountId - b.accountId || a.tokenIndex - b.tokenIndex);
+
+  // An auditor recomputes the deltas from the published log: refuse to commit a log that does not.
+  const fromLog = deltasFromFillLog(parseLike(input, balances));
+  const key = (d: { accountId: number; tokenIndex: number; delta: bigint }) => `${d.accountId}:${d.tokenIndex}:${d.delta}`;
+  const a = fromLog.map(key).join(",");
+  const b = deltas.map(key).join(",");
+  if (a !== b) {
+    throw new PlanMismatchError(`session ${input.sessionId}: the fill log implies different deltas than the engine netted\n  log:    ${a}\n  engine: ${b}`);
+  }
+
+  const net = new Map<number, bigint>();
+  for (const d of deltas) net.set(d.tokenIndex, (net.get(d.tokenIndex) ?? 0n) + d.delta);
+  for (const [token, sum] of net) {
+    if (sum !== 0n) throw new PlanMismatchError(`session ${input.sessionId}: token ${token} deltas sum to ${sum}, not zero`);
+  }
+
+  const chain = buildBatchChain(input.sessionId, splitIntoBatches(deltas, input.maxEntriesPerBatch));
+  return {
+    plan: {
+      sessionId: input.sessionId,
+      batchRoot: chain.root,
+      fillLogHash,
+      batches: chain.links.map((l) => ({ index: l.index, entries: l.entries, entryCount: l.entryCount, next: l.next })),
+      deltas,
+    },
+    fillLog,
+    fillLogHash,
+  };
+}
+
+function parseLike(input: PlanInput, balances: FillLogBalance[]) {
+  return {
+    header: {
+      type: "header" as const,
+      version: FILL_LOG_VERSION as typeof FILL_LOG_VERSION,
+      chainId: input.chainId,
+      vault: input.vault.toLowerCase(),
+      sessionId: input.sessionId,
+      treasury: input.treasury,
+      pairs: input.pairs.map((p) => ({ pairId: p.id, symbol: p.symbol, base: p.base, quote: p.quote, lotSize: p.lotSize, tickSize: BigInt(p.quotePerTickLot) })),
+    },
+    balances,
+    events: input.events,
+  };
+}

@@ -1,0 +1,44 @@
+// The session's command journal: append-only, written before a command is applied, so replaying
+// it into a fresh engine rebuilds the book and inventories exactly (the engine is deterministic).
+import type { StatementSync } from "node:sqlite";
+import type { Db } from "./database.ts";
+import { fromJson, toJson } from "./json.ts";
+
+export interface JournalEntry<C = unknown> {
+  sessionId: number;
+  seq: number;
+  ts: number;
+  command: C;
+}
+
+export class Journal {
+  readonly #append: StatementSync;
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+    this.#append = db.prepare("INSERT INTO journal (session_id, seq, ts, body) VALUES (?, ?, ?, ?)");
+  }
+
+  /** Appends one command; throws if (session, seq) already exists, which would mean a replay bug. */
+  append(sessionId: number, seq: number, ts: number, command: unknown): void {
+    this.#append.run(sessionId, seq, ts, toJson(command));
+  }
+
+  lastSeq(sessionId: number): number {
+    const r = this.#db.prepare("SELECT MAX(seq) AS s FROM journal WHERE session_id = ?").get(sessionId) as { s: number | null };
+    return r.s ?? 0;
+  }
+
+  count(sessionId: number): number {
+    return (this.#db.prepare("SELECT COUNT(*) AS n FROM journal WHERE session_id = ?").get(sessionId) as { n: number }).n;
+  }
+
+  /** Every command of the session in sequence order. */
+  *read<C>(sessionId: number, afterSeq = 0): Generator<JournalEntry<C>> {
+    const it = this.#db
+      .prepare("SELECT seq, ts, body FROM journal WHERE session_id = ? AND seq > ? ORDER BY seq")
+      .iterate(sessionId, afterSeq) as Iterable<{ seq: number; ts: number; body: string }>;
+    for (const row of it) yield { sessionId, seq: row.seq, ts: row.ts, command: fromJson<C>(row.body) };
+  }
+}

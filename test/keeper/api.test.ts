@@ -1,0 +1,232 @@
+// The keeper's HTTP surface through app.inject: schemas, EIP-712 auth, nonces, phases, errors.
+import { expect } from "chai";
+import type { Keeper } from "../../keeper/boot.ts";
+import { getUser } from "../../keeper/store/users.ts";
+import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "./helpers.ts";
+
+describe("keeper API", function () {
+  let k: Keeper;
+  const alice = wallet();
+  const bob = wallet();
+  const stranger = wallet();
+
+  beforeEach(async () => {
+    k = await offlineKeeper();
+    k.runner.applyVaultEvents(
+      [
+        { kind: "account", block: 2, accountId: 3, address: alice.address },
+        { kind: "account", block: 2, accountId: 4, address: bob.address },
+      ],
+      2n,
+    );
+    await k.start();
+  });
+  afterEach(async () => k.stop());
+
+  const post = (url: string, payload: unknown) => k.app.inject({ method: "POST", url, payload: payload as object });
+
+  describe("GET /api/eip712", () => {
+    it("publishes the domain (chain id, vault) and every action type", async () => {
+      const r = await k.app.inject("/api/eip712");
+      expect(r.statusCode).to.equal(200);
+      const body = r.json();
+      expect(body.domain).to.deep.equal({ name: "CME Keeper", version: "1", chainId: 31337, verifyingContract: FAKE_DEPLOYMENT.vault });
+      expect(Object.keys(body.types)).to.include.members(["SetBroker", "SetPrompt", "SetPairs", "Reprompt", "WithdrawalRequest", "Admin"]);
+    });
+  });
+
+  describe("POST /set-broker", () => {
+    it("applies a correctly signed request", async () => {
+      const r = await post("/set-broker", await signed(alice, "SetBroker", { brokerId: "rule-market-maker" }));
+      expect(r.statusCode, r.body).to.equal(200);
+      expect(r.json().settings).to.include({ brokerId: "rule-market-maker", accountId: 3, effectiveSession: 1 });
+      expect(getUser(k.db, alice.address)?.brokerId).to.equal("rule-market-maker");
+    });
+
+    it("refuses an unsigned body with 400 naming the signature", async () => {
+      const body = await signed(alice, "SetBroker", { brokerId: "rule-market-maker" });
+      const { signature: _s, ...unsigned } = body;
+      const r = await post("/set-broker", unsigned);
+      expect(r.statusCode).to.equal(400);
+      expect(r.json()).to.include({ error: "bad_request", field: "signature" });
+      expect(getUser(k.db, alice.address)).to.equal(undefined);
+    });
+
+    it("refuses a signature by another wallet with 401", async () => {
+      const r = await post("/set-broker", await signed(bob, "SetBroker", { brokerId: "rule-market-maker" }, { account: alice.address }));
+      expect(r.statusCode).to.equal(401);
+      expect(r.json()).to.include({ error: "wrong_signer", field: "signature" });
+      expect(getUser(k.db, alice.address)).to.equal(undefined);
+    });
+
+    it("refuses a replayed nonce with 401 and keeps the first change", async () => {
+      const body = await signed(alice, "SetBroker", { brokerId: "rule-market-maker" });
+      expect((await post("/set-broker", body)).statusCode).to.equal(200);
+      const again = await signed(alice, "SetBroker", { brokerId: "rule-momentum" }, { nonce: BigInt(body.nonce) });
+      const r = await post("/set-broker", again);
+      expect(r.statusCode).to.equal(401);
+      expect(r.json()).to.include({ error: "replayed_nonce", field: "nonce" });
+      expect(getUser(k.db, alice.address)?.brokerId).to.equal("rule-market-maker");
+    });
+
+    it("refuses an expired request with 401", async () => {
+      const r = await post("/set-broker", await signed(alice, "SetBroker", { brokerId: "rule-market-maker" }, { expiry: Math.floor(Date.now() / 1000) - 1 }));
+      expect(r.statusCode).to.equal(401);
+      expect(r.json()).to.include({ error: "expired", field: "expiry" });
+    });
+
+    it("refuses a request signed for another chain with 401", async () => {
+      const body = await signed(alice, "SetBroker", { brokerId: "rule-market-maker" }, { chainId: 1 });
+      const declared = await post("/set-broker", { ...body, chainId: 1 });
+      expect(declared.statusCode).to.equal(401);
+      expect(declared.json()).to.include({ error: "wrong_chain", field: "chainId" });
+      const undeclared = await post("/set-broker", body);
+      expect(undeclared.statusCode).to.equal(401);
+      expect(undeclared.json().error).to.equal("wrong_signer");
+      expect(undeclared.json().message).to.match(/chain id 31337/);
+      expect(getUser(k.db, alice.address)).to.equal(undefined);
+    });
+
+    it("refuses a request for another vault with 401", async () => {
+      const r = await post("/set-broker", await signed(alice, "SetBroker", { brokerId: "rule-market-maker" }, { vault: "0x000000000000000000000000000000000000dEaD" }));
+      expect(r.statusCode).to.equal(401);
+    });
+
+    it("refuses an unknown broker with 400 naming brokerId, without using the nonce", async () => {
+      const body = await signed(alice, "SetBroker", { brokerId: "no-such-broker" });
+      const r = await post("/set-broker", body);
+      expect(r.statusCode).to.equal(400);
+      expect(r.json()).to.include({ error: "unknown_broker", field: "brokerId" });
+      const retry = await post("/set-broker", { ...(await signed(alice, "SetBroker", { brokerId: "rule-market-maker" }, { nonce: BigInt(body.nonce) })) });
+      expect(retry.statusCode).to.equal(200);
+    });
+
+    it("refuses a wallet without a vault account with 403", async () => {
+      const r = await post("/set-broker", await signed(stranger, "SetBroker", { brokerId: "rule-market-maker" }));
+      expect(r.statusCode).to.equal(403);
+      expect(r.json()).to.include({ error: "not_registered", field: "account" });
+    });
+  });
+
+  describe("malformed bodies", () => {
+    it("400 for invalid JSON", async () => {
+      const r = await k.app.inject({ method: "POST", url: "/set-prompt", payload: "{not json", headers: { "content-type": "application/json" } });
+      expect(r.statusCode).to.equal(400);
+      expect(r.json()).to.include({ error: "malformed_json", field: "body" });
+    });
+    it("400 naming an unknown field", async () => {
+      const r = await post("/set-prompt", { ...(await signed(alice, "SetPrompt", { prompt: "buy low" })), extra: 1 });
+      expect(r.statusCode).to.equal(400);
+      expect(r.json().field).to.equal("extra");
+    });
+    it("400 naming a bad account address", async () => {
+      const r = await post("/set-prompt", { ...(await signed(alice, "SetPrompt", { prompt: "buy low" })), account: "0x1234" });
+      expect(r.statusCode).to.equal(400);
+      expect(r.json().field).to.equal("account");
+    });
+    it("400 naming the bad pair entry", async () => {
+      const r = await post("/set-pairs", await signed(alice, "SetPairs", { pairs: ["PEPE/USDC", "pepe"] }));
+      expect(r.statusCode).to.equal(400);
+      expect(r.json().field).to.equal("pairs.1");
+    });
+    it("400 for an empty prompt", async () => {
+      const r = await post("/set-prompt", await signed(alice, "SetPrompt", { prompt: "" }));
+      expect(r.statusCode).to.equal(400);
+      expect(r.json().field).to.equal("prompt");
+    });
+    it("400 for a zero withdrawal amount", async () => {
+      const r = await post("/withdrawal-permit", await signed(alice, "WithdrawalRequest", { token: FAKE_DEPLOYMENT.tokens[0]!.address, amount: "0" }));
+      expect(r.statusCode).to.equal(400);
+      expect(r.json().field).to.equal("amount");
+    });
+  });
+
+  describe("phases", () => {
+    it("sets pairs in pre-session and refuses unknown pairs naming the entry", async () => {
+      const ok = await post("/set-pairs", await signed(alice, "SetPairs", { pairs: ["PEPE/USDC"] }));
+      expect(ok.statusCode, ok.body).to.equal(200);
+      expect(ok.json().settings.pairs).to.deep.equal(["PEPE/USDC"]);
+      const bad = await post("/set-pairs", await signed(alice, "SetPairs", { pairs: ["PEPE/USDC", "DOGE/USDC"] }));
+      expect(bad.statusCode).to.equal(400);
+      expect(bad.json()).to.include({ error: "unknown_pair", field: "pairs.1" });
+    });
+    it("refuses a re-prompt outside trading with 409", async () => {
+      const r = await post("/reprompt", await signed(alice, "Reprompt", { prompt: "be bold" }));
+      expect(r.statusCode).to.equal(409);
+      expect(r.json().error).to.equal("wrong_phase");
+    });
+    it("refuses a withdrawal permit outside a session with 409 and says to withdraw directly", async () => {
+      const r = await post("/withdrawal-permit", await signed(alice, "WithdrawalRequest", { token: FAKE_DEPLOYMENT.tokens[0]!.address, amount: "5" }));
+      expect(r.statusCode).to.equal(409);
+      expect(r.json().message).to.match(/withdraw directly/);
+    });
+  });
+
+  describe("public reads", () => {
+    it("GET /api/session shows the phase, clock and pair units", async () => {
+      const r = await k.app.inject("/api/session");
+      expect(r.statusCode).to.equal(200);
+      const s = r.json();
+      expect(s).to.include({ id: 1, phase: "pre_session", chainId: 31337 });
+      expect(s.pairs.map((p: { symbol: string }) => p.symbol)).to.deep.equal(["PEPE/USDC", "WIF/USDC"]);
+      expect(s.pairs[0]).to.include({ referencePrice: "0.00001", quotePerTickLot: 100, referencePriceTicks: 10000 });
+      expect(s.phaseEndsAt).to.be.greaterThan(s.serverTime);
+    });
+    it("books: empty before trading, 404 for an unknown pair", async () => {
+      const r = await k.app.inject("/api/books/PEPE-USDC?levels=5");
+      expect(r.statusCode).to.equal(200);
+      expect(r.json()).to.include({ pair: "PEPE/USDC" });
+      expect((await k.app.inject("/api/books/DOGE-USDC")).statusCode).to.equal(404);
+      const bad = await k.app.inject("/api/books/PEPE-USDC?levels=1000");
+      expect(bad.statusCode).to.equal(400);
+      expect(bad.json().field).to.equal("levels");
+    });
+    it("accounts never show the prompt", async () => {
+      await post("/set-prompt", await signed(alice, "SetPrompt", { prompt: "secret sauce" }));
+      const r = await k.app.inject(`/api/accounts/${alice.address}`);
+      expect(r.statusCode).to.equal(200);
+      expect(r.body).to.not.include("secret sauce");
+      expect(r.json()).to.include({ accountId: 3 });
+    });
+    it("brokers catalogue lists built-in brokers as available", async () => {
+      const r = await k.app.inject("/api/brokers");
+      const rule = r.json().filter((b: { kind: string }) => b.kind === "rule");
+      expect(rule.length).to.be.greaterThan(0);
+      expect(rule.every((b: { available: boolean }) => b.available)).to.equal(true);
+      expect(r.body).to.not.match(/apiKey/);
+    });
+    it("healthz, metrics and docs", async () => {
+      const h = await k.app.inject("/healthz");
+      expect(h.statusCode).to.equal(200);
+      expect(h.json()).to.include({ ok: true, phase: "pre_session" });
+      const m = await k.app.inject("/metrics");
+      expect(m.headers["content-type"]).to.match(/text\/plain/);
+      expect(m.body).to.match(/# TYPE cme_tick_lag_ms histogram/);
+      expect(m.body).to.match(/cme_session_phase\{phase="pre_session"\} 1/);
+      const d = await k.app.inject("/docs/json");
+      expect(d.statusCode).to.equal(200);
+      expect(Object.keys(d.json().paths)).to.include.members(["/set-broker", "/api/session", "/api/books/{pair}", "/admin/settle"]);
+      expect((await k.app.inject("/docs")).statusCode).to.be.oneOf([200, 302]);
+    });
+  });
+
+  describe("the pit page", () => {
+    it("serves keeper/web at / with content types, and nothing outside it", async () => {
+      const index = await k.app.inject("/");
+      expect(index.statusCode).to.equal(200);
+      expect(index.headers["content-type"]).to.match(/text\/html/);
+      expect((await k.app.inject("/../package.json")).statusCode).to.equal(404);
+      expect((await k.app.inject("/%2e%2e/package.json")).statusCode).to.equal(404);
+      expect((await k.app.inject("/no-such-file.js")).statusCode).to.equal(404);
+    });
+  });
+
+  describe("POST /admin/settle", () => {
+    it("refuses a signature that is not the settler's with 401", async () => {
+      const { account: _a, action: _b, ...body } = await signed(alice, "Admin", { action: "settle", sessionId: 1 });
+      const r = await post("/admin/settle", body);
+      expect(r.statusCode).to.equal(401);
+      expect(r.json().error).to.equal("wrong_signer");
+    });
+  });
+});
