@@ -182,6 +182,12 @@ async function loadHistory() {
   );
 }
 
+// The keeper conflates fills, orders and outcry into one message per flush: every event is in
+// `items` (oldest first), the newest repeated at top level. Reading only the top level loses lines.
+function batched(msg) {
+  return Array.isArray(msg.items) ? msg.items : [msg];
+}
+
 function onMessage(msg) {
   switch (msg.type) {
     case "hello":
@@ -204,14 +210,16 @@ function onMessage(msg) {
       mark(applyBook(state, msg));
       break;
     case "fill":
-      mark(applyFill(state, msg));
-      if (account.touches(msg.maker) || account.touches(msg.taker)) account.scheduleRefresh();
+      for (const fill of batched(msg)) {
+        mark(applyFill(state, fill));
+        if (account.touches(fill.maker) || account.touches(fill.taker)) account.scheduleRefresh();
+      }
       break;
     case "order":
-      if (account.touches(msg.accountId ?? msg.account)) account.scheduleRefresh();
+      if (batched(msg).some((o) => account.touches(o.accountId ?? o.account))) account.scheduleRefresh();
       break;
     case "outcry":
-      mark(applyOutcry(state, msg));
+      for (const line of batched(msg)) mark(applyOutcry(state, line));
       break;
     case "pnl":
       mark(applyPnl(state, msg));
