@@ -5,12 +5,13 @@
 // --keystore reads the key from the Hardhat keystore (`npx hardhat keystore set NAME`).
 import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { createPublicClient, createWalletClient, http, parseSignature, parseUnits, type Address, type Hex } from "viem";
+import { createPublicClient, createWalletClient, http, parseUnits, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { loadConfig } from "../keeper/config.ts";
 import { readDeployment } from "../keeper/chain/deployment.ts";
 import { createChainClients } from "../keeper/chain/client.ts";
 import { erc20Abi, vaultAbi } from "../keeper/chain/vault-abi.ts";
+import { readPermitDomain, signPermit } from "../keeper/chain/erc20-permit.ts";
 
 const { values } = parseArgs({
   options: { token: { type: "string" }, amount: { type: "string" }, key: { type: "string" }, keystore: { type: "string" }, for: { type: "string" } },
@@ -53,42 +54,13 @@ async function mined(hash: Hex, what: string) {
 }
 
 /** The token's EIP-2612 domain, when it has permit. */
-async function permitDomain(): Promise<{ name: string; version: string } | null> {
-  try {
-    await pc.readContract({ address: token!.address, abi: erc20Abi, functionName: "nonces", args: [account.address] });
-  } catch {
-    return null;
-  }
-  try {
-    const [, name, version] = await pc.readContract({ address: token!.address, abi: erc20Abi, functionName: "eip712Domain" });
-    return { name, version };
-  } catch {
-    return { name: await pc.readContract({ address: token!.address, abi: erc20Abi, functionName: "name" }), version: "1" };
-  }
-}
-
 console.log(`depositing ${values.amount} ${token.symbol} (${amount} base units) from ${account.address} into ${vault}`);
-const permit = beneficiary === account.address ? await permitDomain() : null;
+const permit = beneficiary === account.address ? await readPermitDomain(pc, token.address) : null;
 if (permit !== null) {
-  const nonce = await pc.readContract({ address: token.address, abi: erc20Abi, functionName: "nonces", args: [account.address] });
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 1800);
-  const signature = await account.signTypedData({
-    domain: { name: permit.name, version: permit.version, chainId: config.chainId, verifyingContract: token.address },
-    types: {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
-    primaryType: "Permit",
-    message: { owner: account.address, spender: vault, value: amount, nonce, deadline },
-  });
-  const { v, r, s } = parseSignature(signature);
+  const { v, r, s } = await signPermit(pc, account, { token: token.address, domain: permit, spender: vault, value: amount, deadline });
   await mined(
-    await wc.writeContract({ address: vault, abi: vaultAbi, functionName: "depositWithPermit", args: [token.address, amount, deadline, Number(v ?? 27n), r, s] }),
+    await wc.writeContract({ address: vault, abi: vaultAbi, functionName: "depositWithPermit", args: [token.address, amount, deadline, v, r, s] }),
     "depositWithPermit",
   );
 } else {

@@ -3,9 +3,10 @@
 // EIP-2612 permit in one transaction (vault.depositWithPermit) for half of them, approve then
 // deposit for the rest and for the memecoins (which have no permit). Wallets run in parallel;
 // each one's transactions in order.
-import { createPublicClient, createWalletClient, http, parseSignature, parseUnits, type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from "viem";
+import { createPublicClient, createWalletClient, http, parseUnits, type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from "viem";
 import { hardhat } from "viem/chains";
 import { erc20Abi, vaultAbi } from "../../keeper/chain/vault-abi.ts";
+import { readPermitDomain, signPermit } from "../../keeper/chain/erc20-permit.ts";
 import type { DeploymentRecord } from "../deploy-cme.ts";
 import type { DemoWallet } from "./wallets.ts";
 
@@ -66,30 +67,12 @@ async function depositWithPermit(
   amount: bigint,
   mined: (hash: Hex, what: string) => Promise<void>,
 ): Promise<void> {
-  const [[, name, version], nonce, chainId] = await Promise.all([
-    publicClient.readContract({ address: token, abi: erc20Abi, functionName: "eip712Domain" }),
-    publicClient.readContract({ address: token, abi: erc20Abi, functionName: "nonces", args: [w.account.address] }),
-    publicClient.getChainId(),
-  ]);
-  const block = await publicClient.getBlock();
-  const deadline = block.timestamp + 3_600n;
-  const signature = await w.account.signTypedData({
-    domain: { name, version, chainId, verifyingContract: token },
-    types: {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
-    primaryType: "Permit",
-    message: { owner: w.account.address, spender: vault, value: amount, nonce, deadline },
-  });
-  const { v, r, s } = parseSignature(signature);
+  const domain = await readPermitDomain(publicClient, token);
+  if (domain === null) throw new Error(`token ${token} has no EIP-2612 permit`);
+  const deadline = (await publicClient.getBlock()).timestamp + 3_600n;
+  const { v, r, s } = await signPermit(publicClient, w.account, { token, domain, spender: vault, value: amount, deadline });
   await mined(
-    await wallet.writeContract({ address: vault, abi: vaultAbi, functionName: "depositWithPermit", args: [token, amount, deadline, Number(v ?? 27n), r, s] }),
+    await wallet.writeContract({ address: vault, abi: vaultAbi, functionName: "depositWithPermit", args: [token, amount, deadline, v, r, s] }),
     "depositWithPermit USDC",
   );
 }
