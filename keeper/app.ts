@@ -90,6 +90,10 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
     if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
       return reply.code(415).send({ error: "unsupported_media_type", message: "send application/json", field: "content-type" });
     }
+    if (err.statusCode === 503) {
+      // The pit's thread is busy (the API thread's queue to it is full): retry later.
+      return reply.code(503).header("retry-after", "1").send({ error: err.code ?? "unavailable", message: err.message });
+    }
     if ((err.statusCode ?? 500) < 500) {
       return reply.code(err.statusCode ?? 400).send({ error: err.code ?? "bad_request", message: err.message });
     }
@@ -249,7 +253,7 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
       },
     },
     async (req, reply) => {
-      const log = k.fillLog(req.params.id);
+      const log = await k.fillLog(req.params.id);
       if (log === undefined) {
         return refuse(reply, { status: 404, error: "not_published", message: `session ${req.params.id} has no published fill log yet`, field: "id" });
       }
@@ -280,11 +284,11 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
 
   // ---------------------------------------------------------------- ops
   app.get("/healthz", { schema: { tags: ["ops"], response: { 200: S.healthSchema, 503: S.healthSchema } } }, async (_req, reply) => {
-    const h = k.health();
+    const h = await k.health();
     return reply.code(h.ok ? 200 : 503).send(h);
   });
   app.get("/metrics", { schema: { tags: ["ops"], summary: "Prometheus text format", response: { 200: { type: "string" } } } }, async (_req, reply) =>
-    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(k.metrics()),
+    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(await k.metrics()),
   );
 
   // ---------------------------------------------------------------- stream

@@ -17,6 +17,7 @@ import { KeeperService } from "./keeper.ts";
 import { StreamHub } from "./stream/hub.ts";
 import { Metrics } from "./metrics.ts";
 import { buildApp } from "./app.ts";
+import { ApiThread } from "./api/api-thread.ts";
 import { catalogue, loadCatalogueFile, type CatalogueEntry } from "./brokers/catalogue.ts";
 import { systemClock, type Clock } from "./executor/clock.ts";
 import { executorLoopFactory } from "./loop.ts";
@@ -25,7 +26,10 @@ export interface Keeper {
   config: KeeperConfig;
   db: Db;
   deployment: Deployment;
+  /** The app on this thread: app.inject, and listening when config.apiThread is off. */
   app: FastifyInstance;
+  /** The same app in a worker thread, fed by the pit (server.ts starts it when config.apiThread). */
+  api: ApiThread;
   runner: SessionRunner;
   service: KeeperService;
   hub: StreamHub;
@@ -129,22 +133,37 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
   });
   service = new KeeperService({ config, db, deployment, runner, hub, metrics, catalogue: brokers, chain, clock });
   const app = await buildApp({ keeper: service, logger: log.child({ part: "http" }) });
+  const api = new ApiThread({
+    service,
+    runner,
+    hub,
+    metrics,
+    clock,
+    log,
+    logLevel: config.logLevel,
+    wsMaxBufferedBytes: config.wsMaxBufferedBytes,
+    maxSignedExpirySec: config.maxSignedExpirySec,
+  });
 
   return {
     config,
     db,
     deployment,
     app,
+    api,
     runner,
     service,
     hub,
     metrics,
     chain,
     async start() {
+      metrics.timerLag.start();
       hub.start();
       await runner.start();
     },
     async stop() {
+      await api.stop();
+      metrics.timerLag.stop();
       await runner.stop();
       hub.stop();
       await app.close();

@@ -14,7 +14,7 @@ import { getSession } from "./store/sessions.ts";
 import { putPermit } from "./store/permits.ts";
 import { keeperDomain, type ActionType, type KeeperDomain } from "./auth/eip712.ts";
 import { verifyAction } from "./auth/verify.ts";
-import type { ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView } from "./api/port.ts";
+import type { ActionOptions, ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView } from "./api/port.ts";
 import type { Deployment } from "./chain/deployment.ts";
 import { readOnChainSession, progressOf, type SettlementProgress } from "./session/settle.ts";
 import type { SessionRunner } from "./session/runner.ts";
@@ -86,6 +86,11 @@ export class KeeperService implements KeeperPort {
 
   outcry(limit: number) {
     return this.#outcry.slice(-limit).reverse();
+  }
+
+  /** Outcry lines recorded since the keeper started (the API thread's feed follows it). */
+  get outcryCount(): number {
+    return this.#outcryCount;
   }
 
   /** Called by the executor for each broker reply's shouted line. */
@@ -203,7 +208,12 @@ export class KeeperService implements KeeperPort {
 
   // ---------------------------------------------------------------- signed actions
 
-  async #authorize(type: ActionType, message: Record<string, unknown>, req: Signed, signer?: Address): Promise<Refusal | null> {
+  /** Refusals the API thread answered itself (bad signatures never reach this thread), for /metrics. */
+  countRefusals(counts: readonly { action: string; status: number; n: number }[]): void {
+    for (const c of counts) this.#d.metrics.actions.inc({ action: c.action, status: String(c.status) }, c.n);
+  }
+
+  async #authorize(type: ActionType, message: Record<string, unknown>, req: Signed, action: ActionOptions, signer?: Address): Promise<Refusal | null> {
     const nowSec = Math.floor(this.#d.clock.now() / 1000);
     if (nowSec - this.#lastPrune > 60) {
       this.#lastPrune = nowSec;
@@ -215,6 +225,7 @@ export class KeeperService implements KeeperPort {
       maxExpirySec: this.#d.config.maxSignedExpirySec,
       isNonceUsed: (a: string, n: string) => isNonceUsed(this.#d.db, a, n),
       ...(signer === undefined ? {} : { signer }),
+      ...(action.signatureChecked === true ? { signatureChecked: true } : {}),
     };
     const fail = await verifyAction(type, message, req, opts);
     if (fail !== null) {
@@ -246,10 +257,11 @@ export class KeeperService implements KeeperPort {
   async #userAction(
     type: ActionType,
     req: Signed,
+    opts: ActionOptions,
     message: Record<string, unknown>,
     apply: (accountId: number) => Refusal | UserSettingsView,
   ): Promise<ActionOutcome<UserSettingsView>> {
-    const auth = await this.#authorize(type, { account: req.account, ...message }, req);
+    const auth = await this.#authorize(type, { account: req.account, ...message }, req, opts);
     if (auth !== null) return { ok: false, refusal: auth };
     const id = this.#registered(req.account);
     if (typeof id !== "number") return { ok: false, refusal: id };
@@ -274,8 +286,8 @@ export class KeeperService implements KeeperPort {
     return "status" in out ? { ok: false, refusal: out } : { ok: true, value: out };
   }
 
-  setBroker(req: Signed & { brokerId: string }) {
-    return this.#userAction("SetBroker", req, { brokerId: req.brokerId }, (id) => {
+  setBroker(req: Signed & { brokerId: string }, opts: ActionOptions = {}) {
+    return this.#userAction("SetBroker", req, opts, { brokerId: req.brokerId }, (id) => {
       const entry = this.#d.catalogue.find((e) => e.id === req.brokerId);
       if (entry === undefined) {
         return { status: 400, error: "unknown_broker", message: `no broker "${req.brokerId}" in the catalogue (GET /api/brokers)`, field: "brokerId" };
@@ -288,15 +300,15 @@ export class KeeperService implements KeeperPort {
     });
   }
 
-  setPrompt(req: Signed & { prompt: string }) {
-    return this.#userAction("SetPrompt", req, { prompt: req.prompt }, (id) => {
+  setPrompt(req: Signed & { prompt: string }, opts: ActionOptions = {}) {
+    return this.#userAction("SetPrompt", req, opts, { prompt: req.prompt }, (id) => {
       const u = updateUser(this.#d.db, req.account, { prompt: req.prompt }, this.#d.clock.now());
       return this.#view(u, id, this.#effectiveSession());
     });
   }
 
-  setPairs(req: Signed & { pairs: string[] }) {
-    return this.#userAction("SetPairs", req, { pairs: req.pairs }, (id) => {
+  setPairs(req: Signed & { pairs: string[] }, opts: ActionOptions = {}) {
+    return this.#userAction("SetPairs", req, opts, { pairs: req.pairs }, (id) => {
       const phase = this.#d.runner.current.phase;
       if (phase !== "pre_session") {
         return { status: 409, error: "wrong_phase", message: `pairs can only be set in pre-session (now ${phase})`, field: "pairs" };
@@ -311,8 +323,8 @@ export class KeeperService implements KeeperPort {
     });
   }
 
-  reprompt(req: Signed & { prompt: string }) {
-    return this.#userAction("Reprompt", req, { prompt: req.prompt }, (id) => {
+  reprompt(req: Signed & { prompt: string }, opts: ActionOptions = {}) {
+    return this.#userAction("Reprompt", req, opts, { prompt: req.prompt }, (id) => {
       const runner = this.#d.runner;
       const cur = runner.current;
       if (cur.phase !== "trading") {
@@ -330,8 +342,8 @@ export class KeeperService implements KeeperPort {
     });
   }
 
-  async withdrawalPermit(req: Signed & { token: Address; amount: string }): Promise<ActionOutcome<PermitView>> {
-    const auth = await this.#authorize("WithdrawalRequest", { account: req.account, token: req.token, amount: BigInt(req.amount) }, req);
+  async withdrawalPermit(req: Signed & { token: Address; amount: string }, opts: ActionOptions = {}): Promise<ActionOutcome<PermitView>> {
+    const auth = await this.#authorize("WithdrawalRequest", { account: req.account, token: req.token, amount: BigInt(req.amount) }, req, opts);
     if (auth !== null) return { ok: false, refusal: auth };
     const id = this.#registered(req.account);
     if (typeof id !== "number") return { ok: false, refusal: id };
@@ -405,9 +417,14 @@ export class KeeperService implements KeeperPort {
     };
   }
 
-  async adminSettle(req: Omit<Signed, "account"> & { sessionId: number }): Promise<ActionOutcome<unknown>> {
-    const settler = this.#d.chain?.clients.settler.address ?? this.#d.deployment.settler;
-    const auth = await this.#authorize("Admin", { action: "settle", sessionId: req.sessionId }, { ...req, account: settler }, settler);
+  /** The address that signs admin requests. */
+  settler(): Address {
+    return this.#d.chain?.clients.settler.address ?? this.#d.deployment.settler;
+  }
+
+  async adminSettle(req: Omit<Signed, "account"> & { sessionId: number }, opts: ActionOptions = {}): Promise<ActionOutcome<unknown>> {
+    const settler = this.settler();
+    const auth = await this.#authorize("Admin", { action: "settle", sessionId: req.sessionId }, { ...req, account: settler }, opts, settler);
     if (auth !== null) return { ok: false, refusal: auth };
     const rec = getSession(this.#d.db, req.sessionId);
     if (rec === undefined) return refusal(404, "unknown_session", `no session ${req.sessionId}`, "sessionId");

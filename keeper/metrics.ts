@@ -31,8 +31,9 @@ class Histogram {
   readonly counts: number[];
   sum = 0;
   count = 0;
-  /** Recent observations, for in-process percentiles (the benchmark reads p99 tick lag). */
+  /** Recent observations and when they were made, for in-process percentiles (the benchmark reads p99 tick lag). */
   readonly recent: number[] = [];
+  readonly #at: number[] = [];
   constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {
     this.counts = buckets.map(() => 0);
   }
@@ -41,11 +42,21 @@ class Histogram {
     this.count++;
     for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) this.counts[i]!++;
     this.recent.push(v);
-    if (this.recent.length > 10_000) this.recent.splice(0, 5_000);
+    this.#at.push(Date.now());
+    if (this.recent.length > 10_000) {
+      this.recent.splice(0, 5_000);
+      this.#at.splice(0, 5_000);
+    }
   }
-  quantile(q: number): number {
-    if (this.recent.length === 0) return 0;
-    const s = [...this.recent].sort((a, b) => a - b);
+  /** The q-quantile of the recent observations, or of those of the last `windowMs` only. */
+  quantile(q: number, windowMs?: number): number {
+    let from = 0;
+    if (windowMs !== undefined) {
+      const since = Date.now() - windowMs;
+      while (from < this.#at.length && this.#at[from]! < since) from++;
+    }
+    if (from >= this.recent.length) return 0;
+    const s = this.recent.slice(from).sort((a, b) => a - b);
     return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
   }
   render(): string {
@@ -53,6 +64,32 @@ class Histogram {
     this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{le="${b}"} ${this.counts[i]}`));
     lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
     return lines.join("\n");
+  }
+}
+
+/**
+ * How late a short timer fires on this thread. The pit's thread runs one every `periodMs`, so the
+ * histogram sees every stall of its event loop: thousands of samples a minute where the
+ * one-second tick gives sixty.
+ */
+class TimerLagProbe {
+  #timer: NodeJS.Timeout | undefined;
+  constructor(readonly into: Histogram, readonly periodMs = 20) {}
+
+  start(): void {
+    if (this.#timer !== undefined) return;
+    let last = performance.now();
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      this.into.observe(Math.round(Math.max(0, now - last - this.periodMs) * 1000) / 1000);
+      last = now;
+    }, this.periodMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
 
@@ -69,12 +106,26 @@ export class Metrics {
   readonly wsDropped = new Counter("cme_ws_dropped_total", "Subscribers dropped for being slow", "counter");
   readonly phase = new Counter("cme_session_phase", "1 for the current session phase", "gauge");
   readonly chainBlock = new Counter("cme_chain_block", "Last block processed by the chain watcher", "gauge");
+  readonly timerLagMs = new Histogram("cme_pit_timer_lag_ms", "How late a 20 ms timer fires on the pit's thread, ms", [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 250, 500, 1000]);
+  readonly timerLag = new TimerLagProbe(this.timerLagMs);
 
   render(): string {
-    const lagP99 = `# HELP cme_tick_lag_p99_ms p99 of the last 10,000 tick lags, ms\n# TYPE cme_tick_lag_p99_ms gauge\ncme_tick_lag_p99_ms ${this.tickLagMs.quantile(0.99)}`;
+    const gauge = (name: string, help: string, rows: [string, number][]) =>
+      [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...rows.map(([labels, v]) => `${name}${labels} ${v}`)].join("\n");
+    const windows: [string, number][] = [
+      ["10s", 10_000],
+      ["1m", 60_000],
+    ];
+    const lagP99 = [
+      gauge("cme_tick_lag_p99_ms", "p99 of the last 10,000 tick lags, ms", [["", this.tickLagMs.quantile(0.99)]]),
+      gauge("cme_tick_lag_1m_p99_ms", "p99 of the tick lags of the last minute, ms", [["", this.tickLagMs.quantile(0.99, 60_000)]]),
+      gauge("cme_pit_timer_lag_p99_ms", "p99 of the pit thread's timer lag over a recent window, ms", windows.map(([w, ms]) => [`{window="${w}"}`, this.timerLagMs.quantile(0.99, ms)])),
+      gauge("cme_pit_timer_lag_max_ms", "Worst pit thread timer lag over a recent window, ms", windows.map(([w, ms]) => [`{window="${w}"}`, this.timerLagMs.quantile(1, ms)])),
+    ].join("\n");
     return (
       [
         this.tickLagMs,
+        this.timerLagMs,
         this.commands,
         this.orders,
         this.fills,

@@ -54,6 +54,9 @@ export class SessionPit implements PitPort {
   #orderTs = new Map<number, number>();
   #settlement: Settlement | undefined;
   #bookCache = new Map<string, { version: number; view: unknown }>();
+  /** Per pair: commands that touched its book, and its fills (the API thread's feed sends what changed). */
+  #pairVersions = new Map<number, number>();
+  #pairFills = new Map<number, number>();
   #boardCache: { version: number; at: number; rows: unknown[] } | undefined;
 
   constructor(opts: PitOptions) {
@@ -176,11 +179,13 @@ export class SessionPit implements PitPort {
           break;
       }
     }
+    for (const pair of touched) this.#pairVersions.set(pair, (this.#pairVersions.get(pair) ?? 0) + 1);
     if (hub !== undefined) for (const pair of touched) hub.publishBook(this.#pairs.get(pair)!.symbol, () => this.bookView(pair, 10) as object);
   }
 
   #onFill(e: FillEvent): void {
     this.#o.metrics?.fills.inc();
+    this.#pairFills.set(e.pair, (this.#pairFills.get(e.pair) ?? 0) + 1);
     this.#logEvents.push({
       type: "fill",
       seq: this.#logEvents.length + 1,
@@ -326,6 +331,16 @@ export class SessionPit implements PitPort {
   }
 
   // ---------------------------------------------------------------- API views
+
+  /** Changes whenever the pair's book may have (orders placed, cancelled, filled). */
+  pairVersion(pair: number): number {
+    return this.#pairVersions.get(pair) ?? 0;
+  }
+
+  /** Fills in the pair so far this session. */
+  pairFills(pair: number): number {
+    return this.#pairFills.get(pair) ?? 0;
+  }
 
   bookView(pair: number, levels: number): unknown {
     const key = `${pair}:${levels}`;

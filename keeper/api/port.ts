@@ -1,6 +1,8 @@
 // What the HTTP/WS layer needs from the keeper. The app only translates: reads return ready
-// views (cached by the keeper between ticks, so a read never touches the tick loop), actions
-// return either a body or a refusal carrying its HTTP status.
+// views, actions return either a body or a refusal carrying its HTTP status. Two implementations:
+// KeeperService (keeper.ts) on the pit's own thread (tests, app.inject), and MirrorPort
+// (mirror-port.ts) in the API thread, which serves the hot reads from snapshots the pit posts and
+// forwards the rest; hence the reads that may have to ask the pit's thread are Awaitable.
 import type { Address, Hex } from "viem";
 import type { KeeperDomain } from "../auth/eip712.ts";
 import { ACTION_TYPES } from "../auth/eip712.ts";
@@ -62,6 +64,13 @@ export interface StreamClient {
   terminate(): void;
 }
 
+export type Awaitable<T> = T | Promise<T>;
+
+/** Set by the API thread on actions whose signature it has already recovered and matched. */
+export interface ActionOptions {
+  signatureChecked?: boolean;
+}
+
 export interface KeeperPort {
   session(): SessionView;
   /** Changes whenever a public read could answer differently (reads cache their JSON on it). */
@@ -70,14 +79,14 @@ export interface KeeperPort {
   trades(pair: string, limit: number): unknown[] | undefined;
   outcry(limit: number): unknown[];
   leaderboard(): unknown[];
-  topPrompts(): unknown[];
-  brokers(): unknown[];
-  account(address: string): unknown;
-  fillLog(sessionId: number): { body: string; hash: string } | undefined;
+  topPrompts(): Awaitable<unknown[]>;
+  brokers(): Awaitable<unknown[]>;
+  account(address: string): Awaitable<unknown>;
+  fillLog(sessionId: number): Awaitable<{ body: string; hash: string } | undefined>;
   settlement(sessionId: number): Promise<unknown | undefined>;
   domain(): KeeperDomain;
-  health(): { ok: boolean; [k: string]: unknown };
-  metrics(): string;
+  health(): Awaitable<{ ok: boolean; [k: string]: unknown }>;
+  metrics(): Awaitable<string>;
 
   setBroker(req: Signed & { brokerId: string }): Promise<ActionOutcome<UserSettingsView>>;
   setPrompt(req: Signed & { prompt: string }): Promise<ActionOutcome<UserSettingsView>>;

@@ -1,7 +1,8 @@
 // WebSocket fan-out. The pit publishes into the hub (an array push, no serialization, no I/O),
-// and the hub flushes on its own timer: each message is serialized once and written to every
-// subscriber whose socket is keeping up. A subscriber whose unsent bytes exceed the limit is
-// terminated, so a slow reader can never hold memory or time from the pit.
+// and the hub flushes on its own timer: each message is serialized once, then written to the
+// in-process subscribers (a Fanout: a subscriber whose unsent bytes exceed the limit is
+// terminated, so a slow reader can never hold memory or time from the pit) and handed to each
+// relay: the API thread, which writes them to its WebSocket clients off the pit's thread.
 //
 // Messages (one JSON object per frame, with a `type`):
 //   hello       {session, books, trades, outcry, leaderboard, serverTime}: first message, a snapshot
@@ -16,6 +17,7 @@
 // `items` (oldest first) and repeats the newest one's fields at top level, so a client that reads
 // only the top level still sees the latest event.
 import type { StreamClient } from "../api/port.ts";
+import { Fanout, type FanoutStats } from "./fanout.ts";
 
 export interface HubOptions {
   maxBufferedBytes: number;
@@ -27,27 +29,30 @@ export interface HubOptions {
   hello: () => object;
 }
 
-export interface HubStats {
-  clients: number;
-  dropped: number;
-  messages: number;
-  bytes: number;
+export interface HubStats extends FanoutStats {
   ordersSkipped: number;
 }
 
+/** Receives every flush's messages, serialized (the API thread's feed). */
+export type HubRelay = (messages: string[]) => void;
+
 export class StreamHub {
-  readonly #clients = new Set<StreamClient>();
+  readonly #local: Fanout;
   readonly #opts: Required<HubOptions>;
+  readonly #relays: HubRelay[] = [];
+  /** Subscribers held by relays (reported by the API thread). */
+  #remote: FanoutStats = { clients: 0, dropped: 0, messages: 0, bytes: 0 };
   #queue: string[] = [];
   #batches = new Map<string, object[]>();
   #orders = 0;
+  #ordersSkipped = 0;
   #books = new Map<string, () => object>();
   #lastBookFlush = 0;
   #timer: NodeJS.Timeout | undefined;
-  readonly stats: HubStats = { clients: 0, dropped: 0, messages: 0, bytes: 0, ordersSkipped: 0 };
 
   constructor(opts: HubOptions) {
     this.#opts = { flushMs: 100, maxOrdersPerFlush: 200, ...opts };
+    this.#local = new Fanout({ maxBufferedBytes: opts.maxBufferedBytes });
   }
 
   start(): void {
@@ -59,31 +64,55 @@ export class StreamHub {
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    for (const c of this.#clients) c.close(1001, "keeper stopping");
-    this.#clients.clear();
-    this.stats.clients = 0;
+    this.#local.closeAll(1001, "keeper stopping");
   }
 
+  /** Subscribers, in-process and behind relays. */
   get size(): number {
-    return this.#clients.size;
+    return this.#local.size + this.#remote.clients;
   }
 
-  /** Adds a subscriber and sends it the snapshot; returns its unsubscribe. */
-  add(client: StreamClient): () => void {
-    this.#clients.add(client);
-    this.stats.clients = this.#clients.size;
-    this.#write(client, JSON.stringify({ type: "hello", ...this.#opts.hello() }));
-    return () => {
-      this.#clients.delete(client);
-      this.stats.clients = this.#clients.size;
+  get stats(): HubStats {
+    const l = this.#local.stats;
+    const r = this.#remote;
+    return {
+      clients: l.clients + r.clients,
+      dropped: l.dropped + r.dropped,
+      messages: l.messages + r.messages,
+      bytes: l.bytes + r.bytes,
+      ordersSkipped: this.#ordersSkipped,
     };
   }
 
+  /** Adds an in-process subscriber and sends it the snapshot; returns its unsubscribe. */
+  add(client: StreamClient): () => void {
+    return this.#local.add(client, JSON.stringify({ type: "hello", ...this.#opts.hello() }));
+  }
+
+  /** Hands every flush's messages to `relay` too; while one is attached the hub always publishes. */
+  relay(relay: HubRelay): () => void {
+    this.#relays.push(relay);
+    return () => {
+      const i = this.#relays.indexOf(relay);
+      if (i >= 0) this.#relays.splice(i, 1);
+    };
+  }
+
+  /** The relays' subscriber counts, as last reported (merged into size and stats). */
+  setRemoteStats(stats: FanoutStats): void {
+    this.#remote = { ...stats };
+  }
+
+  #listened(): boolean {
+    // A relay's subscriber count arrives late: one that joined since must not miss a message.
+    return this.#local.size > 0 || this.#relays.length > 0;
+  }
+
   publish(type: string, payload: object): void {
-    if (this.#clients.size === 0) return;
+    if (!this.#listened()) return;
     if (type === "order" || type === "fill" || type === "outcry") {
       if (type === "order" && this.#orders++ >= this.#opts.maxOrdersPerFlush) {
-        this.stats.ordersSkipped++;
+        this.#ordersSkipped++;
         return;
       }
       let b = this.#batches.get(type);
@@ -96,7 +125,7 @@ export class StreamHub {
 
   /** Marks a pair's book changed; its view is built (once) when the throttle window lets it out. */
   publishBook(pair: string, view: () => object): void {
-    if (this.#clients.size === 0) return;
+    if (!this.#listened()) return;
     this.#books.set(pair, view);
   }
 
@@ -110,48 +139,11 @@ export class StreamHub {
       this.#books.clear();
       this.#lastBookFlush = now;
     }
+    this.#orders = 0;
     if (this.#queue.length === 0) return;
     const queue = this.#queue;
     this.#queue = [];
-    this.#orders = 0;
-    for (const client of this.#clients) {
-      // Behind since the last flush: dropped. Checked once per flush, before writing, so a burst
-      // within one flush never counts against a client that drains between flushes.
-      if (!this.#keepingUp(client)) continue;
-      // One syscall per subscriber per flush: ws frames are corked on its socket, then written together.
-      const socket = (client as { _socket?: { cork(): void; uncork(): void } })._socket;
-      socket?.cork();
-      for (const data of queue) {
-        if (!this.#send(client, data)) break;
-      }
-      socket?.uncork();
-    }
-  }
-
-  /** Sends unless the client is too far behind, in which case it is dropped. */
-  #write(client: StreamClient, data: string): boolean {
-    return this.#keepingUp(client) && this.#send(client, data);
-  }
-
-  #keepingUp(client: StreamClient): boolean {
-    if (client.bufferedAmount <= this.#opts.maxBufferedBytes) return true;
-    this.#clients.delete(client);
-    this.stats.clients = this.#clients.size;
-    this.stats.dropped++;
-    client.terminate();
-    return false;
-  }
-
-  #send(client: StreamClient, data: string): boolean {
-    try {
-      client.send(data);
-    } catch {
-      this.#clients.delete(client);
-      this.stats.clients = this.#clients.size;
-      return false;
-    }
-    this.stats.messages++;
-    this.stats.bytes += data.length;
-    return true;
+    this.#local.write(queue);
+    for (const r of this.#relays) r(queue);
   }
 }
