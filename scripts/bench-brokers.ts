@@ -25,13 +25,12 @@ import { createInterface } from "node:readline";
 import { catalogue } from "../keeper/brokers/catalogue.ts";
 import { BrokerFactory } from "../keeper/brokers/factory.ts";
 import { EXAMPLE_PROMPTS } from "../keeper/brokers/prompt-files.ts";
-import type { Deployment } from "../keeper/chain/deployment.ts";
 import { systemClock } from "../keeper/executor/clock.ts";
 import { SessionExecutor } from "../keeper/executor/session-executor.ts";
 import { SessionPit } from "../keeper/pit.ts";
 import { InProcessTransport, type ModelTransport } from "../keeper/brokers/model-transport.ts";
 import { WorkerTransport } from "../keeper/brokers/worker-transport.ts";
-import { buildMarket } from "../keeper/session/pairs.ts";
+import { pepeMarket } from "../test/executor/pit-fixture.ts";
 
 const env = (name: string, fallback: number) => {
   const v = Number(process.env[name]);
@@ -51,19 +50,6 @@ const FIXED = (process.env["BENCH_AI"] ?? "")
   .filter((x) => x.trim() !== "")
   .map((x) => Number(x.trim()))
   .filter((x) => Number.isInteger(x) && x >= 0);
-
-const DEPLOYMENT = {
-  chainId: 31337,
-  vault: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-  startBlock: 1,
-  settler: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-  treasury: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
-  insurance: "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
-  tokens: [
-    { symbol: "USDC", address: "0x0000000000000000000000000000000000000a01", decimals: 6, index: 0 },
-    { symbol: "PEPE", address: "0x0000000000000000000000000000000000000a02", decimals: 18, index: 1 },
-  ],
-} as unknown as Deployment;
 
 async function serverCpuMs(url: string): Promise<number> {
   const r = await fetch(url.replace(/\/v1$/, "/stats"));
@@ -108,7 +94,7 @@ interface StepResult {
 }
 
 async function runStep(ai: number, url: string, transport: ModelTransport): Promise<StepResult> {
-  const m = buildMarket(DEPLOYMENT, { PEPE: "0.00001" }, { treasury: 1, insurance: 2 }, 1);
+  const m = pepeMarket(1);
   const pit = new SessionPit({
     config: m.engine,
     pairs: m.pairs,

@@ -133,22 +133,27 @@ export interface EngineConfigJson extends Omit<EngineConfig, "assets"> {
   readonly assets: readonly (Omit<AssetConfig, "unitBaseUnits"> & { readonly unitBaseUnits: string })[];
 }
 
+/** Only the engine's pair fields: callers hold richer pair records (resolved pairs, session metadata). */
+export function pairConfigOf(p: PairConfig): PairConfig {
+  return {
+    id: p.id,
+    symbol: p.symbol,
+    base: p.base,
+    quote: p.quote,
+    quotePerTickLot: p.quotePerTickLot,
+    minSizeLots: p.minSizeLots,
+    maxSizeLots: p.maxSizeLots,
+    referencePriceTicks: p.referencePriceTicks,
+    priceBandBps: p.priceBandBps,
+    markBandBps: p.markBandBps,
+  };
+}
+
 export function configToJson(config: EngineConfig): EngineConfigJson {
   return {
     sessionId: config.sessionId,
     assets: config.assets.map((a) => ({ id: a.id, symbol: a.symbol, decimals: a.decimals, unitBaseUnits: a.unitBaseUnits.toString() })),
-    pairs: config.pairs.map((p) => ({
-      id: p.id,
-      symbol: p.symbol,
-      base: p.base,
-      quote: p.quote,
-      quotePerTickLot: p.quotePerTickLot,
-      minSizeLots: p.minSizeLots,
-      maxSizeLots: p.maxSizeLots,
-      referencePriceTicks: p.referencePriceTicks,
-      priceBandBps: p.priceBandBps,
-      markBandBps: p.markBandBps,
-    })),
+    pairs: config.pairs.map(pairConfigOf),
     fees: { makerBps: config.fees.makerBps, takerBps: config.fees.takerBps },
     margin: {
       initialBps: config.margin.initialBps,

@@ -5,6 +5,7 @@
 import type { AssetConfig, EngineConfig, PairConfig } from "../core/types.ts";
 import type { Deployment } from "../chain/deployment.ts";
 import { quoteToken } from "../chain/deployment.ts";
+import { pairConfigOf } from "../core/config.ts";
 
 export interface MarketParams {
   takerBps: number;
@@ -133,18 +134,7 @@ export function buildMarket(
   const engine: EngineConfig = {
     sessionId,
     assets,
-    pairs: pairs.map((p) => ({
-      id: p.id,
-      symbol: p.symbol,
-      base: p.base,
-      quote: p.quote,
-      quotePerTickLot: p.quotePerTickLot,
-      minSizeLots: p.minSizeLots,
-      maxSizeLots: p.maxSizeLots,
-      referencePriceTicks: p.referencePriceTicks,
-      priceBandBps: p.priceBandBps,
-      markBandBps: p.markBandBps,
-    })),
+    pairs: pairs.map(pairConfigOf),
     fees: { makerBps: params.makerBps, takerBps: params.takerBps },
     margin: {
       initialBps: params.initialBps,

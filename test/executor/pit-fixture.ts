@@ -32,6 +32,11 @@ const DEPLOYMENT = {
   ],
 } as unknown as Deployment;
 
+/** One PEPE/USDC market at $0.00001 over a fake deployment: the executor tests' pit and bench:brokers'. */
+export function pepeMarket(sessionId: number): ReturnType<typeof buildMarket> {
+  return buildMarket(DEPLOYMENT, { PEPE: "0.00001" }, { treasury: 1, insurance: 2 }, sessionId);
+}
+
 export const PEPE = 1;
 export const USDC = 0;
 /** PEPE at $0.00001: the reference price is 10,000 ticks; one lot is 100,000 PEPE. */
@@ -49,7 +54,7 @@ export class TestPit implements PitPort {
   submits = 0;
 
   constructor(clock: Clock, sessionId = 1) {
-    const m = buildMarket(DEPLOYMENT, { PEPE: "0.00001" }, { treasury: 1, insurance: 2 }, sessionId);
+    const m = pepeMarket(sessionId);
     this.pit = new SessionPit({
       config: m.engine,
       pairs: m.pairs,
