@@ -1,29 +1,16 @@
 // The pit page against the real demo: `npm start` on an accelerated clock (local chain, keeper,
-// built-in brokers trading), Debian's chromium through playwright-core. The page must show the
+// built-in brokers trading), in the npm-shipped Chromium (test/support/browser.ts). The page must show the
 // book, the tape, the outcry and the leaderboard, and they must change while it is open (live,
 // from the WebSocket); after the session settles, the published top prompts appear. Screenshots
 // go to test-output/demo/. Every check compares states, never timings.
 import { expect } from "chai";
-import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { KEEP_NAMES_SHIM, launchBrowser } from "../support/browser.ts";
 import { repoRoot, startDemo, type Demo } from "../start/demo-process.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const OUT_DIR = join(repoRoot, "test-output", "demo");
-// tsx compiles with esbuild's keepNames: functions serialized into the page need its helper.
-const KEEP_NAMES_SHIM = "globalThis.__name = globalThis.__name || ((f) => f);";
 
 interface PitView {
   phase: string;
@@ -82,10 +69,6 @@ describe("the pit page on the running demo (chromium)", function () {
   let demo: Demo | undefined;
   let browser: Browser | undefined;
 
-  before(function () {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
-  });
-
   after(async function () {
     await browser?.close();
     if (demo !== undefined && demo.child.exitCode === null && demo.child.signalCode === null) {
@@ -100,7 +83,7 @@ describe("the pit page on the running demo (chromium)", function () {
     demo = await startDemo({ CME_INDEXER: "0", CME_PRE_SESSION_SEC: "3", CME_TRADING_SEC: "30", CME_CLOSING_SEC: "6" });
     await demo.waitForOutput(/The pit is open[^]*Ctrl-C stops everything/, 420_000);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchBrowser();
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     await page.addInitScript(KEEP_NAMES_SHIM);
     const errors: string[] = [];

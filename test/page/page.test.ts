@@ -1,11 +1,12 @@
 // Browser tests of the pit page (keeper/web/) against scripts/dev-page-server.ts, driven through
-// Debian's chromium with playwright-core. The fake feed only advances when a test calls step(),
+// the npm-shipped Chromium with playwright-core (test/support/browser.ts). The fake feed only advances when a test calls step(),
 // so every "it updates live" assertion compares states, never timings.
 import { expect } from "chai";
 import { mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { KEEP_NAMES_SHIM, launchBrowser } from "../support/browser.ts";
 import { encodeFunctionData, getAddress, parseAbi, recoverTypedDataAddress, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { BROKERS, startDevPageServer, type DevPageServer, type WireLeaderRow, type WirePair } from "../../scripts/dev-page-server.ts";
@@ -14,16 +15,6 @@ import type { KeeperPort, StreamClient } from "../../keeper/api/port.ts";
 import { keeperDomain } from "../../keeper/auth/eip712.ts";
 
 const OUT_DIR = fileURLToPath(new URL("../../test-output/page/", import.meta.url));
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 // Hardhat's well-known development keys: test wallets only.
 const USER = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
 const STRANGER = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
@@ -92,10 +83,6 @@ async function readPit(page: Page): Promise<PitView> {
     };
   });
 }
-
-// tsx compiles this file with esbuild's keepNames, which wraps named functions in a `__name(...)`
-// helper; functions serialized into the page (evaluate, addInitScript) need it defined there too.
-const KEEP_NAMES_SHIM = "globalThis.__name = globalThis.__name || ((f) => f);";
 
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
@@ -186,7 +173,7 @@ describe("pit page (keeper/web) in chromium", function () {
       warmupSteps: 120,
       wallets: [{ address: USER.address, balances: { USDC: USDC_IN_VAULT.toString() } }],
     });
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    browser = await launchBrowser();
   });
 
   after(async () => {
