@@ -17,7 +17,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { createPublicClient, getAddress, http, keccak256, type Hex } from "viem";
-import { batchLinkHash, decodeEntries, ZERO_HASH, type SettlementEntry } from "../keeper/chain/settlement-batches.ts";
+import { batchLinkHash, decodeEntries, ZERO_HASH, type SettlementEntry } from "../keeper/settlement/batches.ts";
 import {
   deltasFromFillLog,
   hashFillLog,

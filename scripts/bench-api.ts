@@ -42,8 +42,8 @@ async function serve(): Promise<void> {
   const { getAddress } = await import("viem");
   const { privateKeyToAccount } = await import("viem/accounts");
   const { loadConfig } = await import("../keeper/config.ts");
-  const { createKeeper } = await import("../keeper/boot.ts");
-  const { listen } = await import("../keeper/server.ts");
+  const { createKeeper } = await import("../keeper/keeper.ts");
+  const { listen } = await import("../keeper/api/server.ts");
   const { updateUser } = await import("../keeper/store/users.ts");
   const token = (n: number) => getAddress(`0x${n.toString(16).padStart(40, "0")}`);
   const deployment = {

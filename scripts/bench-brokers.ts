@@ -27,7 +27,7 @@ import { BrokerFactory } from "../keeper/brokers/factory.ts";
 import { EXAMPLE_PROMPTS } from "../keeper/brokers/prompt-files.ts";
 import { systemClock } from "../keeper/executor/clock.ts";
 import { SessionExecutor } from "../keeper/executor/session-executor.ts";
-import { SessionPit } from "../keeper/pit.ts";
+import { SessionPit } from "../keeper/session/pit.ts";
 import { InProcessTransport, type ModelTransport } from "../keeper/brokers/model-transport.ts";
 import { WorkerTransport } from "../keeper/brokers/worker-transport.ts";
 import { pepeMarket } from "../test/executor/pit-fixture.ts";

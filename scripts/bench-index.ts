@@ -19,7 +19,7 @@
 //     divided by the time from Ponder's "Started backfill indexing" to reaching the chain head.
 import { availableParallelism, loadavg } from "node:os";
 import { getAddress, keccak256, toHex, type Address, type Hex } from "viem";
-import { DEFAULT_MAX_ENTRIES_PER_BATCH } from "../keeper/chain/settlement-batches.ts";
+import { DEFAULT_MAX_ENTRIES_PER_BATCH } from "../keeper/settlement/batches.ts";
 import type { FillLogFill } from "../keeper/settlement/fill-log.ts";
 import { deployCME } from "./deploy-cme.ts";
 import { graphql, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../test/indexer/harness.ts";

@@ -18,7 +18,7 @@ import {
   splitIntoBatches,
   ZERO_HASH,
   type SettlementEntry,
-} from "../keeper/chain/settlement-batches.ts";
+} from "../keeper/settlement/batches.ts";
 import { deployCME } from "./deploy-cme.ts";
 
 const TX_GAS_CAP = 16_777_216n; // EIP-7825

@@ -2,8 +2,8 @@
 //   npm run keeper
 // Stops cleanly on SIGINT/SIGTERM; a restart resumes the session from its database.
 import { loadConfig, ConfigError } from "../keeper/config.ts";
-import { createKeeper } from "../keeper/boot.ts";
-import { listen } from "../keeper/server.ts";
+import { createKeeper } from "../keeper/keeper.ts";
+import { listen } from "../keeper/api/server.ts";
 
 let config;
 try {

@@ -12,7 +12,7 @@ import { TxSender } from "../keeper/chain/tx-sender.ts";
 import { vaultAbi } from "../keeper/chain/vault-abi.ts";
 import { ACTION_TYPES, keeperDomain } from "../keeper/auth/eip712.ts";
 import { openDatabase } from "../keeper/store/database.ts";
-import { progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "../keeper/session/settle.ts";
+import { progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "../keeper/settlement/submit.ts";
 
 const { values } = parseArgs({ options: { session: { type: "string" }, local: { type: "boolean" }, status: { type: "boolean" } } });
 const sessionId = Number(values.session);

@@ -7,11 +7,11 @@
 import { Worker } from "node:worker_threads";
 import type { Address } from "viem";
 import pino from "pino";
-import type { KeeperService } from "../keeper.ts";
+import type { KeeperService } from "./service.ts";
 import type { SessionRunner } from "../session/runner.ts";
 import type { StreamHub } from "../stream/hub.ts";
 import type { FanoutStats } from "../stream/fanout.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../ops/metrics.ts";
 import type { Clock } from "../executor/clock.ts";
 import type { KeeperDomain } from "../auth/eip712.ts";
 import { ReadFeed, type ReadDelta } from "./read-feed.ts";

@@ -3,7 +3,7 @@
 // syscalls that dominate under load) all happen here, never on the pit's thread.
 import { parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
-import { buildApp } from "../app.ts";
+import { buildApp } from "./app.ts";
 import { MirrorPort } from "./mirror-port.ts";
 import { PitRpc, type CallMessage, type ReplyMessage } from "./pit-rpc.ts";
 import type { ApiWorkerData, ToApiThread, FromApiThread } from "./api-thread.ts";

@@ -3,9 +3,9 @@
 // outcry lines, the leaderboard when it was rebuilt, the session on a phase change, health once a
 // second). Building one costs a few version comparisons when nothing moved, so it can run every
 // few tens of milliseconds without showing in the tick loop.
-import type { KeeperService } from "../keeper.ts";
+import type { KeeperService } from "./service.ts";
 import type { SessionRunner } from "../session/runner.ts";
-import type { SessionPit } from "../pit.ts";
+import type { SessionPit } from "../session/pit.ts";
 import type { Clock } from "../executor/clock.ts";
 import type { SessionView } from "./port.ts";
 

@@ -11,7 +11,7 @@ import { durable, transaction } from "../store/database.ts";
 import { Journal } from "../store/journal.ts";
 import { getSession, latestSession, putSession, type Phase, type SessionRecord } from "../store/sessions.ts";
 import { accountIdOf, addressOf, getBalance, getCursor, listBalances, putAccount, setBalance, setCursor } from "../store/ledger.ts";
-import { getSettlement, putPlan } from "../store/settlement.ts";
+import { getSettlement, putPlan } from "../settlement/store.ts";
 import { listReprompts, listUsers, getReprompt } from "../store/users.ts";
 import { markPermit, openPermits } from "../store/permits.ts";
 import { putFillLog, putTopPrompts } from "../store/published.ts";
@@ -23,11 +23,11 @@ import type { PermitSigner } from "../chain/permit-signer.ts";
 import { vaultAbi } from "../chain/vault-abi.ts";
 import type { Clock, TimerHandle } from "../executor/clock.ts";
 import type { StreamHub } from "../stream/hub.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../ops/metrics.ts";
 import { buildMarket, type PairMeta } from "./pairs.ts";
-import { buildPlan } from "./plan.ts";
-import { progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "./settle.ts";
-import { SessionPit } from "../pit.ts";
+import { buildPlan } from "../settlement/plan.ts";
+import { progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "../settlement/submit.ts";
+import { SessionPit } from "./pit.ts";
 import type { EngineConfig } from "../core/types.ts";
 
 export interface Logger {

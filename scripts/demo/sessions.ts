@@ -2,9 +2,9 @@
 // client would (phase, fill, outcry and settlement messages), prints one line per phase, a live
 // status line while trading (terminals), and after each session the final leaderboard with the
 // published top prompts, the finalize transaction and what the indexer serves.
-import type { Keeper } from "../../keeper/boot.ts";
+import type { Keeper } from "../../keeper/keeper.ts";
 import type { StreamClient } from "../../keeper/api/port.ts";
-import type { SettlementProgress } from "../../keeper/session/settle.ts";
+import type { SettlementProgress } from "../../keeper/settlement/submit.ts";
 import { c, excerpt, formatUnits, say, seconds, shortAddress, status, table } from "./ui.ts";
 
 interface SessionView {

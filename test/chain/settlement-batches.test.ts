@@ -12,7 +12,7 @@ import {
   splitIntoBatches,
   ZERO_HASH,
   type SettlementEntry,
-} from "../../keeper/chain/settlement-batches.ts";
+} from "../../keeper/settlement/batches.ts";
 
 const entries: SettlementEntry[] = [
   { accountId: 3, tokenIndex: 0, delta: -1_001_000_000n },

@@ -16,7 +16,7 @@ import type {
   PitPort,
   SubmitOutcome,
 } from "../../keeper/executor/pit-port.ts";
-import { SessionPit } from "../../keeper/pit.ts";
+import { SessionPit } from "../../keeper/session/pit.ts";
 import { buildMarket } from "../../keeper/session/pairs.ts";
 
 const DEPLOYMENT = {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { describe, it } from "mocha";
-import { encodeEntries, MAX_DELTA, MIN_DELTA } from "../../keeper/chain/settlement-batches.ts";
+import { encodeEntries, MAX_DELTA, MIN_DELTA } from "../../keeper/settlement/batches.ts";
 import { decodeEntries, MalformedEntriesError } from "../../indexer/src/entries.ts";
 
 describe("indexer entries decoding (indexer/src/entries.ts)", function () {

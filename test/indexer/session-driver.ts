@@ -2,7 +2,7 @@
 // for users, and runs a session from a fill log (deltas recomputed with the fill-log module,
 // batches and hash onion built with keeper/chain/settlement-batches.ts).
 import type { Address, Hash, Hex, TransactionReceipt } from "viem";
-import { buildBatchChain, splitIntoBatches, type SettlementEntry } from "../../keeper/chain/settlement-batches.ts";
+import { buildBatchChain, splitIntoBatches, type SettlementEntry } from "../../keeper/settlement/batches.ts";
 import {
   deltasFromFillLog,
   encodeFillLog,

@@ -4,8 +4,8 @@
 // from that thread, and a crashed API thread comes back on the same port.
 import { expect } from "chai";
 import WebSocket from "ws";
-import type { Keeper } from "../../keeper/boot.ts";
-import { listen } from "../../keeper/server.ts";
+import type { Keeper } from "../../keeper/keeper.ts";
+import { listen } from "../../keeper/api/server.ts";
 import { getUser } from "../../keeper/store/users.ts";
 import { isNonceUsed } from "../../keeper/store/nonces.ts";
 import type { LoopFactory } from "../../keeper/session/runner.ts";

@@ -1,6 +1,6 @@
 // The keeper's HTTP surface through app.inject: schemas, EIP-712 auth, nonces, phases, errors.
 import { expect } from "chai";
-import type { Keeper } from "../../keeper/boot.ts";
+import type { Keeper } from "../../keeper/keeper.ts";
 import { getUser } from "../../keeper/store/users.ts";
 import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "./helpers.ts";
 

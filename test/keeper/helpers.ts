@@ -3,7 +3,7 @@
 import { privateKeyToAccount, generatePrivateKey, type LocalAccount, type PrivateKeyAccount } from "viem/accounts";
 import { getAddress, type Address } from "viem";
 import { loadConfig, type KeeperConfig } from "../../keeper/config.ts";
-import { createKeeper, type Keeper, type KeeperOptions } from "../../keeper/boot.ts";
+import { createKeeper, type Keeper, type KeeperOptions } from "../../keeper/keeper.ts";
 import { ACTION_TYPES, keeperDomain, type ActionType } from "../../keeper/auth/eip712.ts";
 import type { Deployment } from "../../keeper/chain/deployment.ts";
 import pino from "pino";

@@ -2,12 +2,12 @@
 // HTTP, built-in brokers trading on an accelerated clock, closing, netting and the settlement plan.
 // Then a fresh pit replaying the journal reaches the same state.
 import { expect } from "chai";
-import type { Keeper } from "../../keeper/boot.ts";
-import { getSettlement } from "../../keeper/store/settlement.ts";
+import type { Keeper } from "../../keeper/keeper.ts";
+import { getSettlement } from "../../keeper/settlement/store.ts";
 import { getFillLog } from "../../keeper/store/published.ts";
 import { parseFillLog, deltasFromFillLog } from "../../keeper/settlement/fill-log.ts";
-import { decodeEntries } from "../../keeper/chain/settlement-batches.ts";
-import { SessionPit } from "../../keeper/pit.ts";
+import { decodeEntries } from "../../keeper/settlement/batches.ts";
+import { SessionPit } from "../../keeper/session/pit.ts";
 import { systemClock } from "../../keeper/executor/clock.ts";
 import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "./helpers.ts";
 

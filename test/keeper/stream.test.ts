@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import WebSocket from "ws";
 import type { AddressInfo } from "node:net";
-import type { Keeper } from "../../keeper/boot.ts";
+import type { Keeper } from "../../keeper/keeper.ts";
 import { offlineKeeper } from "./helpers.ts";
 
 function open(url: string): Promise<{ ws: WebSocket; messages: { type: string; [k: string]: unknown }[] }> {

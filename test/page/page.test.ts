@@ -10,7 +10,7 @@ import { KEEP_NAMES_SHIM, launchBrowser } from "../support/browser.ts";
 import { encodeFunctionData, getAddress, parseAbi, recoverTypedDataAddress, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { BROKERS, startDevPageServer, type DevPageServer, type WireLeaderRow, type WirePair } from "../../scripts/dev-page-server.ts";
-import { buildApp } from "../../keeper/app.ts";
+import { buildApp } from "../../keeper/api/app.ts";
 import type { KeeperPort, StreamClient } from "../../keeper/api/port.ts";
 import { keeperDomain } from "../../keeper/auth/eip712.ts";
 

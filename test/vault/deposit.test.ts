@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { encodeFunctionData, getAddress, maxUint256, zeroAddress } from "viem";
-import { encodeEntries, batchLinkHash, ZERO_HASH } from "../../keeper/chain/settlement-batches.ts";
+import { encodeEntries, batchLinkHash, ZERO_HASH } from "../../keeper/settlement/batches.ts";
 import { FILL_LOG_HASH, PEPE, USDC, vaultFixture } from "./fixture.ts";
 
 const E33 = 10n ** 33n;

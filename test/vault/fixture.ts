@@ -8,7 +8,7 @@ import {
   splitIntoBatches,
   ZERO_HASH,
   type SettlementEntry,
-} from "../../keeper/chain/settlement-batches.ts";
+} from "../../keeper/settlement/batches.ts";
 
 export const GRACE = 600n;
 export const USDC = (n: string | number) => parseUnits(String(n), 6);

@@ -10,7 +10,7 @@ import {
   splitIntoBatches,
   ZERO_HASH,
   type SettlementEntry,
-} from "../../keeper/chain/settlement-batches.ts";
+} from "../../keeper/settlement/batches.ts";
 import { FILL_LOG_HASH, GRACE, PEPE, USDC, vaultFixture } from "./fixture.ts";
 
 const SETTLER_ROLE = keccak256(toHex("SETTLER_ROLE"));

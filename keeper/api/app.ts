@@ -8,9 +8,9 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import websocket from "@fastify/websocket";
 import type { Address } from "viem";
-import type { ActionOutcome, KeeperPort, Refusal, Signed } from "./api/port.ts";
-import { eip712View } from "./api/port.ts";
-import * as S from "./api/schemas.ts";
+import type { ActionOutcome, KeeperPort, Refusal, Signed } from "./port.ts";
+import { eip712View } from "./port.ts";
+import * as S from "./schemas.ts";
 
 export interface AppOptions {
   keeper: KeeperPort;
@@ -18,7 +18,7 @@ export interface AppOptions {
   webDir?: string;
 }
 
-const WEB_DIR = fileURLToPath(new URL("./web/", import.meta.url));
+const WEB_DIR = fileURLToPath(new URL("../web/", import.meta.url));
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",

@@ -1,8 +1,8 @@
 // Settlement progress per session. The plan (deltas, batches and their hash chain) is stored
 // before the first settlement transaction is sent, so a resumed settlement posts exactly the
 // batches whose root the vault already holds.
-import type { Db } from "./database.ts";
-import { fromJson, toJson } from "./json.ts";
+import type { Db } from "../store/database.ts";
+import { fromJson, toJson } from "../store/json.ts";
 
 export type SettlementStatus = "planned" | "begun" | "finalized" | "voided";
 

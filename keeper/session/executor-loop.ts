@@ -1,14 +1,14 @@
 // Builds the executor's session loop for a session: one broker binding per participant from the
 // catalogue (built-in rule brokers, or AI brokers through the openai SDK), its events routed to
 // the outcry feed, the metrics and the logs. Lessons learned are kept per user for next session.
-import { SessionExecutor, type BrokerBinding, type ExecutorEvent } from "./executor/session-executor.ts";
-import { BrokerFactory } from "./brokers/factory.ts";
-import type { CatalogueEntry } from "./brokers/catalogue.ts";
-import type { Clock } from "./executor/clock.ts";
-import type { Metrics } from "./metrics.ts";
-import type { LoopFactory, Logger, SessionLoop } from "./session/runner.ts";
-import type { Db } from "./store/database.ts";
-import { getSetting, setSetting } from "./store/database.ts";
+import { SessionExecutor, type BrokerBinding, type ExecutorEvent } from "../executor/session-executor.ts";
+import { BrokerFactory } from "../brokers/factory.ts";
+import type { CatalogueEntry } from "../brokers/catalogue.ts";
+import type { Clock } from "../executor/clock.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type { LoopFactory, Logger, SessionLoop } from "./runner.ts";
+import type { Db } from "../store/database.ts";
+import { getSetting, setSetting } from "../store/database.ts";
 
 export interface LoopDeps {
   catalogue: CatalogueEntry[];

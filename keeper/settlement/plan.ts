@@ -1,7 +1,7 @@
 // Turns a closed session into its settlement plan: the engine's netted deltas cut into hash-chained
 // batches, and the fill log whose hash is committed beside them. Pure: the same journal gives the
 // same plan, byte for byte, which is what makes a resumed settlement safe.
-import { buildBatchChain, splitIntoBatches } from "../chain/settlement-batches.ts";
+import { buildBatchChain, splitIntoBatches } from "./batches.ts";
 import {
   deltasFromFillLog,
   encodeFillLog,
@@ -9,10 +9,10 @@ import {
   hashFillLog,
   type FillLogBalance,
   type FillLogEvent,
-} from "../settlement/fill-log.ts";
+} from "./fill-log.ts";
 import type { NetDelta } from "../core/types.ts";
-import type { SettlementPlan } from "../store/settlement.ts";
-import type { PairMeta } from "./pairs.ts";
+import type { SettlementPlan } from "./store.ts";
+import type { PairMeta } from "../session/pairs.ts";
 
 export interface PlanInput {
   chainId: number;

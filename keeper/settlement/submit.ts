@@ -7,7 +7,7 @@ import { encodeFunctionData, type Address } from "viem";
 import type { PublicClient } from "viem";
 import type { Db } from "../store/database.ts";
 import { durable } from "../store/database.ts";
-import { getSettlement, markSettlement, type SettlementRecord } from "../store/settlement.ts";
+import { getSettlement, markSettlement, type SettlementRecord } from "./store.ts";
 import { listOutbox } from "../store/outbox.ts";
 import { ChainError, type TxSender } from "../chain/tx-sender.ts";
 import { VAULT_PHASES, vaultAbi, type VaultPhase } from "../chain/vault-abi.ts";

@@ -3,9 +3,9 @@
 // events it produced feed the WebSocket stream, the fill log and the executor's fill cursor.
 // Replaying the journal through `replay` rebuilds the same engine (it is deterministic).
 // It also adapts the engine to the executor's PitPort and to the API's views.
-import { Engine } from "./core/engine.ts";
-import { commandFromJson, commandToJson, stamp, type Command, type CommandBody, type CommandJson } from "./core/commands.ts";
-import type { AccountView as CoreAccountView, ClosingAdjustment, CommandResult, EngineConfig, EngineEvent, FillEvent, Settlement } from "./core/types.ts";
+import { Engine } from "../core/engine.ts";
+import { commandFromJson, commandToJson, stamp, type Command, type CommandBody, type CommandJson } from "../core/commands.ts";
+import type { AccountView as CoreAccountView, ClosingAdjustment, CommandResult, EngineConfig, EngineEvent, FillEvent, Settlement } from "../core/types.ts";
 import type {
   AccountView,
   FillView,
@@ -16,13 +16,13 @@ import type {
   PhaseView,
   PitPort,
   SubmitOutcome,
-} from "./executor/pit-port.ts";
-import type { FillLogEvent } from "./settlement/fill-log.ts";
-import type { Journal } from "./store/journal.ts";
-import type { Clock } from "./executor/clock.ts";
-import type { StreamHub } from "./stream/hub.ts";
-import type { Metrics } from "./metrics.ts";
-import { priceDisplay, type PairMeta } from "./session/pairs.ts";
+} from "../executor/pit-port.ts";
+import type { FillLogEvent } from "../settlement/fill-log.ts";
+import type { Journal } from "../store/journal.ts";
+import type { Clock } from "../executor/clock.ts";
+import type { StreamHub } from "../stream/hub.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import { priceDisplay, type PairMeta } from "./pairs.ts";
 
 export interface PitOptions {
   config: EngineConfig;
