@@ -30,7 +30,7 @@ import { SessionExecutor } from "../keeper/executor/session-executor.ts";
 import { SessionPit } from "../keeper/session/pit.ts";
 import { InProcessTransport, type ModelTransport } from "../keeper/brokers/model-transport.ts";
 import { WorkerTransport } from "../keeper/brokers/worker-transport.ts";
-import { pepeMarket } from "../test/executor/pit-fixture.ts";
+import { pepeMarket } from "../test/support/pit.ts";
 
 const env = (name: string, fallback: number) => {
   const v = Number(process.env[name]);

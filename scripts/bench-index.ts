@@ -4,7 +4,7 @@
 //   npm run bench:index     (BENCH_PARTICIPANTS=1000 BENCH_SESSIONS=4 by default; BENCH_LOG=1 also
 //                            prints the indexers' own per-block timings)
 //
-// A Hardhat network in this process, the vault deployed by scripts/deploy-cme.ts, and the Ponder
+// A Hardhat network in this process, the vault deployed by keeper/chain/deploy.ts, and the Ponder
 // app (`ponder start`, embedded database) as a child process indexing it live. 1,000 participants
 // deposit (half USDC, half PEPE); each session the USDC holders buy PEPE from the PEPE holders
 // (then sell it back), so every participant gets one USDC and one PEPE delta: 2,000 deltas,
@@ -21,9 +21,9 @@ import { availableParallelism, loadavg } from "node:os";
 import { getAddress, keccak256, toHex, type Address, type Hex } from "viem";
 import { DEFAULT_MAX_ENTRIES_PER_BATCH } from "../keeper/settlement/batches.ts";
 import type { FillLogFill } from "../keeper/settlement/fill-log.ts";
-import { deployCME } from "./deploy-cme.ts";
-import { graphql, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../test/indexer/harness.ts";
-import { createDriver, fillLogOf } from "../test/indexer/session-driver.ts";
+import { deployCME } from "../keeper/chain/deploy.ts";
+import { graphql, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../test/support/indexer.ts";
+import { createDriver, fillLogOf } from "../test/support/session-driver.ts";
 
 const PARTICIPANTS = Number(process.env.BENCH_PARTICIPANTS ?? 1_000);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 4);

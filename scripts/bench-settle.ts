@@ -1,5 +1,5 @@
 // Settlement gas benchmark: npm run bench:settle
-// Deploys the vault on an in-process Hardhat network (scripts/deploy-cme.ts) and settles sessions
+// Deploys the vault on an in-process Hardhat network (keeper/chain/deploy.ts) and settles sessions
 // of 10, 100 and 1,000 participants with deltas in two tokens each (USDC and PEPE): a first
 // session (each participant's first: one delta on the token it deposited, one on a fresh slot)
 // and a second one (returning participants: both slots carry the first session's pending delta).
@@ -19,7 +19,7 @@ import {
   ZERO_HASH,
   type SettlementEntry,
 } from "../keeper/settlement/batches.ts";
-import { deployCME } from "./deploy-cme.ts";
+import { deployCME } from "../keeper/chain/deploy.ts";
 
 const TX_GAS_CAP = 16_777_216n; // EIP-7825
 const SIZES = [10, 100, 1_000];

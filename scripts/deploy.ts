@@ -9,7 +9,7 @@
 // Optional: CME_GRACE_PERIOD (seconds, default 300 locally, 3600 elsewhere), CME_DEPLOYMENT (path).
 import { network } from "hardhat";
 import { getAddress, isAddress, type Address } from "viem";
-import { deployCME, writeDeployment, type DeployCMEOptions } from "./deploy-cme.ts";
+import { deployCME, writeDeployment, type DeployCMEOptions } from "../keeper/chain/deploy.ts";
 
 const LOCAL_CHAIN_ID = 31337;
 

@@ -34,7 +34,7 @@ import { catalogue, loadCatalogueFile } from "../keeper/brokers/catalogue.ts";
 import { parseDeployment, type Deployment } from "../keeper/chain/deployment.ts";
 import { latestSession } from "../keeper/store/sessions.ts";
 import { openDatabase } from "../keeper/store/database.ts";
-import { deployCME, writeDeployment, type DeploymentRecord } from "./deploy-cme.ts";
+import { deployCME, writeDeployment, type DeploymentRecord } from "../keeper/chain/deploy.ts";
 import { c, endLive, say, shortAddress, step, table } from "./demo/ui.ts";
 import { assertPortFree, binScript, spawnLogged, waitFor, type Child } from "./demo/processes.ts";
 import { DEMO_DEPOSIT, demoWallets, hardhatAccount, type DemoWallet } from "./demo/wallets.ts";

@@ -1,5 +1,5 @@
 // Hardhat Ignition module: the vault with its settler, treasury and insurance accounts and listed
-// tokens, the same state scripts/deploy-cme.ts produces (test/vault/deploy.test.ts checks both).
+// tokens, the same state keeper/chain/deploy.ts produces (test/chain/deploy.test.ts checks both).
 //   npx hardhat ignition deploy ignition/modules/CMEVault.ts --network remote \
 //     --parameters '{"CMEVault":{"settler":"0x…","treasury":"0x…","insurance":"0x…","gracePeriod":3600}}'
 // Tokens to list come from CME_TOKENS (comma-separated addresses, listed in that order); without

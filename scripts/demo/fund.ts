@@ -7,7 +7,7 @@ import { createPublicClient, createWalletClient, http, parseUnits, type Account,
 import { hardhat } from "viem/chains";
 import { erc20Abi, vaultAbi } from "../../keeper/chain/vault-abi.ts";
 import { readPermitDomain, signPermit } from "../../keeper/chain/erc20-permit.ts";
-import type { DeploymentRecord } from "../deploy-cme.ts";
+import type { DeploymentRecord } from "../../keeper/chain/deploy.ts";
 import type { DemoWallet } from "./wallets.ts";
 
 export interface FundOptions {

@@ -7,7 +7,7 @@ import { RULES_PROMPT } from "../../keeper/brokers/prompt-files.ts";
 import { SpendLedger } from "../../keeper/brokers/spend-ledger.ts";
 import type { BrokerResult } from "../../keeper/brokers/types.ts";
 import { OpenAICompatibleServer } from "../support/openai-server.ts";
-import { context } from "./fixtures.ts";
+import { context } from "../support/broker-context.ts";
 
 const VALID = {
   orders: [{ pair: "PEPE/USDC", side: "buy", price: 999, size: 3, type: "post_only" }],

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { RuleBroker, runRule, systemDefaultDecision, type RuleStrategyId } from "../../keeper/brokers/rule/rule-broker.ts";
 import type { Decision, ProposedOrder } from "../../keeper/brokers/types.ts";
-import { context, tape } from "./fixtures.ts";
+import { context, tape } from "../support/broker-context.ts";
 
 const bids = (d: Decision) => d.orders.filter((o) => o.side === "buy");
 const asks = (d: Decision) => d.orders.filter((o) => o.side === "sell");

@@ -6,7 +6,7 @@ import { SpendLedger } from "../../keeper/brokers/spend-ledger.ts";
 import type { BrokerResult } from "../../keeper/brokers/types.ts";
 import { WorkerTransport } from "../../keeper/brokers/worker-transport.ts";
 import { OpenAICompatibleServer } from "../support/openai-server.ts";
-import { context } from "./fixtures.ts";
+import { context } from "../support/broker-context.ts";
 
 const VALID = { orders: [{ pair: "PEPE/USDC", side: "sell", price: 1001, size: 2, type: "limit" }], cancels: [], outcry: "Offered!", plan: null };
 

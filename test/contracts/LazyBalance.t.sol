@@ -59,7 +59,7 @@ contract LazyBalanceTest {
     }
 
     function test_knownEntry() public pure {
-        // same vector as test/chain/settlement-batches.test.ts
+        // same vector as test/settlement/batches.test.ts
         bytes memory packed = hex"000000010200000000000000000000000000000000000000000000";
         (uint256 a, uint256 t, int256 d) = SettlementEntries.decode(uint256(bytes32(packed)));
         require(a == 1 && t == 2 && d == 0, "zero delta");

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { Engine } from "../../keeper/core/engine.ts";
 import { CoreInputError } from "../../keeper/core/errors.ts";
 import type { EngineEvent, FillEvent, OrderCancelledEvent } from "../../keeper/core/types.ts";
-import { INSURANCE, PEPE, PEPE_LOT, PEPE_USDC, session, Session, testConfig, TREASURY, USDC, DOGE_USDC } from "./fixtures.ts";
+import { INSURANCE, PEPE, PEPE_LOT, PEPE_USDC, session, Session, testConfig, TREASURY, USDC, DOGE_USDC } from "../support/engine.ts";
 
 const buy = (user: number, price: number, size: number, orderType: "limit" | "ioc" | "post_only" = "limit") =>
   ({ type: "place", user, pair: PEPE_USDC, side: "buy", orderType, price, size }) as const;

@@ -4,8 +4,8 @@ import { Engine, type EngineSnapshot } from "../../keeper/core/engine.ts";
 import { InvariantError } from "../../keeper/core/errors.ts";
 import { replay, replayFrom, verifyReplay } from "../../keeper/core/replay.ts";
 import { ORDER_TRANSITIONS, type CommandResult, type OrderState } from "../../keeper/core/types.ts";
-import { testConfig } from "./fixtures.ts";
-import { big, runRandomSession } from "./random-session.ts";
+import { testConfig } from "../support/engine.ts";
+import { big, runRandomSession } from "../support/random-session.ts";
 
 const config = testConfig();
 const json = (x: unknown) => JSON.stringify(x, big);

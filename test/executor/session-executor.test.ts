@@ -1,8 +1,8 @@
 // The session loop end to end: real pit (keeper/core Engine), real openai SDK, local model server.
 import { expect } from "chai";
 import { OpenAICompatibleServer, type Reply } from "../support/openai-server.ts";
-import { COUNTERPARTY, decision, Harness, QUOTE, stateOf, userOf } from "./harness.ts";
-import { REF } from "./pit-fixture.ts";
+import { COUNTERPARTY, decision, Harness, QUOTE, stateOf, userOf } from "../support/executor.ts";
+import { REF } from "../support/pit.ts";
 
 describe("executor/session-executor", function () {
   this.timeout(20_000);

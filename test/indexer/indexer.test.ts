@@ -1,4 +1,4 @@
-// End to end: a Hardhat network, the vault as scripts/deploy-cme.ts deploys it, the Ponder app
+// End to end: a Hardhat network, the vault as keeper/chain/deploy.ts deploys it, the Ponder app
 // (`ponder start`, embedded database) indexing it live. Every balance the indexer serves is
 // compared with the vault's own balanceOf after deposits, withdrawals, a settled session, a
 // voided session and a session settled after the void.
@@ -7,9 +7,9 @@ import { after, before, describe, it } from "mocha";
 import type { Hex, TransactionReceipt } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { PermitSigner } from "../../keeper/chain/permit-signer.ts";
-import { deployCME, type DeploymentRecord } from "../../scripts/deploy-cme.ts";
-import { eventually, graphql, sqlOverHttp, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "./harness.ts";
-import { createDriver, fillLogOf, toHexKey, type Driver } from "./session-driver.ts";
+import { deployCME, type DeploymentRecord } from "../../keeper/chain/deploy.ts";
+import { eventually, graphql, sqlOverHttp, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../support/indexer.ts";
+import { createDriver, fillLogOf, toHexKey, type Driver } from "../support/session-driver.ts";
 
 // Hardhat's development account #1 (the deploy's settler on the local chain): a public test key.
 const SETTLER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";

@@ -20,9 +20,9 @@ import { parseDeployment } from "../../keeper/chain/deployment.ts";
 import { loadConfig } from "../../keeper/config.ts";
 import { systemClock } from "../../keeper/executor/clock.ts";
 import { vaultAbi } from "../../keeper/chain/vault-abi.ts";
-import { deploy, freePort, mintAndDeposit, startNode, user, vaultBalance, type Node } from "./chain-harness.ts";
-import { startFakeModel } from "./fake-model.ts";
-import { signed } from "./helpers.ts";
+import { deploy, freePort, mintAndDeposit, startNode, user, vaultBalance, type Node } from "../support/chain.ts";
+import { startFakeModel } from "../support/fake-model.ts";
+import { signed } from "../support/keeper.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

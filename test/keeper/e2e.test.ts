@@ -16,9 +16,9 @@ import { loadConfig } from "../../keeper/config.ts";
 import { vaultAbi } from "../../keeper/chain/vault-abi.ts";
 import { getSettlement } from "../../keeper/settlement/store.ts";
 import { parseDeployment } from "../../keeper/chain/deployment.ts";
-import { deploy, mintAndDeposit, startNode, user, vaultBalance, type Node } from "./chain-harness.ts";
-import { startFakeModel } from "./fake-model.ts";
-import { signed } from "./helpers.ts";
+import { deploy, mintAndDeposit, startNode, user, vaultBalance, type Node } from "../support/chain.ts";
+import { startFakeModel } from "../support/fake-model.ts";
+import { signed } from "../support/keeper.ts";
 
 const until = async (what: string, cond: () => boolean | Promise<boolean>, ms: number) => {
   const end = Date.now() + ms;

@@ -11,7 +11,7 @@ import {
   ZERO_HASH,
   type SettlementEntry,
 } from "../../keeper/settlement/batches.ts";
-import { FILL_LOG_HASH, GRACE, PEPE, USDC, vaultFixture } from "./fixture.ts";
+import { FILL_LOG_HASH, GRACE, PEPE, USDC, vaultFixture } from "../support/vault.ts";
 
 const SETTLER_ROLE = keccak256(toHex("SETTLER_ROLE"));
 const Phase = { None: 0, Trading: 1, Settling: 2, Finalized: 3, Voided: 4 } as const;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createPublicClient, createWalletClient, http, type Address, type PublicClient } from "viem";
 import { mnemonicToAccount, type HDAccount } from "viem/accounts";
 import { hardhat } from "viem/chains";
-import { deployCME, type DeploymentRecord } from "../../scripts/deploy-cme.ts";
+import { deployCME, type DeploymentRecord } from "../../keeper/chain/deploy.ts";
 import { erc20Abi, vaultAbi } from "../../keeper/chain/vault-abi.ts";
 
 export const MNEMONIC = "test test test test test test test test test test test junk";

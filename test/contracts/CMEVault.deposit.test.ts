@@ -3,7 +3,7 @@ import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { encodeFunctionData, getAddress, maxUint256, zeroAddress } from "viem";
 import { encodeEntries, batchLinkHash, ZERO_HASH } from "../../keeper/settlement/batches.ts";
-import { FILL_LOG_HASH, PEPE, USDC, vaultFixture } from "./fixture.ts";
+import { FILL_LOG_HASH, PEPE, USDC, vaultFixture } from "../support/vault.ts";
 
 const E33 = 10n ** 33n;
 const MAX_BALANCE = 2n ** 112n - 1n;

@@ -11,8 +11,8 @@ import {
   type FillLogFill,
   type FillLogPair,
 } from "../../keeper/settlement/fill-log.ts";
-import type { DeploymentRecord } from "../../scripts/deploy-cme.ts";
-import type { LocalChain } from "./harness.ts";
+import type { DeploymentRecord } from "../../keeper/chain/deploy.ts";
+import type { LocalChain } from "./indexer.ts";
 
 type Viem = LocalChain["viem"];
 type Wallet = Awaited<ReturnType<Viem["getWalletClients"]>>[number];

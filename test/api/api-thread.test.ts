@@ -9,7 +9,7 @@ import { listen } from "../../keeper/api/server.ts";
 import { getUser } from "../../keeper/store/users.ts";
 import { isNonceUsed } from "../../keeper/store/nonces.ts";
 import type { LoopFactory } from "../../keeper/session/runner.ts";
-import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "./helpers.ts";
+import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
 
 const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
   const end = Date.now() + ms;

@@ -4,7 +4,7 @@ import { expect } from "chai";
 import WebSocket from "ws";
 import type { AddressInfo } from "node:net";
 import type { Keeper } from "../../keeper/keeper.ts";
-import { offlineKeeper } from "./helpers.ts";
+import { offlineKeeper } from "../support/keeper.ts";
 
 function open(url: string): Promise<{ ws: WebSocket; messages: { type: string; [k: string]: unknown }[] }> {
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { getAddress, toFunctionSelector, zeroAddress, type AbiFunction, type Hex } from "viem";
-import { GRACE, vaultFixture } from "./fixture.ts";
+import { GRACE, vaultFixture } from "../support/vault.ts";
 
 const ADMIN_ROLE: Hex = `0x${"00".repeat(32)}`;
 

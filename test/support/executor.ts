@@ -5,8 +5,8 @@ import { catalogue, type AiEntry, type CatalogueEntry } from "../../keeper/broke
 import { BrokerFactory } from "../../keeper/brokers/factory.ts";
 import { ManualClock } from "../../keeper/executor/clock.ts";
 import { SessionExecutor, type ExecutorConfig, type ExecutorEvent } from "../../keeper/executor/session-executor.ts";
-import type { OpenAICompatibleServer, RecordedRequest, Reply } from "../support/openai-server.ts";
-import { PEPE, REF, TestPit } from "./pit-fixture.ts";
+import type { OpenAICompatibleServer, RecordedRequest, Reply } from "./openai-server.ts";
+import { PEPE, REF, TestPit } from "./pit.ts";
 
 export const COUNTERPARTY = 99;
 

@@ -9,7 +9,7 @@ import { createChainClients } from "../../keeper/chain/client.ts";
 import { TxSender, ChainError } from "../../keeper/chain/tx-sender.ts";
 import { vaultAbi } from "../../keeper/chain/vault-abi.ts";
 import { LOCAL_SETTLER_KEY } from "../../keeper/config.ts";
-import { deploy, startNode, type Node } from "./chain-harness.ts";
+import { deploy, startNode, type Node } from "../support/chain.ts";
 
 describe("TxSender", function () {
   this.timeout(180_000);

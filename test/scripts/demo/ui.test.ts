@@ -1,6 +1,6 @@
 // Number and text formatting of `npm start` (scripts/demo/ui.ts): exact BigInt decimals, excerpts.
 import { expect } from "chai";
-import { excerpt, formatUnits, table } from "../../scripts/demo/ui.ts";
+import { excerpt, formatUnits, table } from "../../../scripts/demo/ui.ts";
 
 describe("npm start output formatting", function () {
   it("prints base units as exact decimals, rounded half away from zero, grouped and signed", function () {

@@ -9,7 +9,7 @@ import { parseFillLog, deltasFromFillLog } from "../../keeper/settlement/fill-lo
 import { decodeEntries } from "../../keeper/settlement/batches.ts";
 import { SessionPit } from "../../keeper/session/pit.ts";
 import { systemClock } from "../../keeper/executor/clock.ts";
-import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "./helpers.ts";
+import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
 
 const until = async (cond: () => boolean, ms: number) => {
   const end = Date.now() + ms;

@@ -1,8 +1,8 @@
-// Shared vault fixture: the real deployment (scripts/deploy-cme.ts) on an in-process network,
+// Shared vault fixture: the real deployment (keeper/chain/deploy.ts) on an in-process network,
 // with traders funded and approved, plus helpers that drive a session through settlement.
 import type { NetworkConnection } from "hardhat/types/network";
 import { maxUint256, parseUnits, type Address, type Hex } from "viem";
-import { deployCME } from "../../scripts/deploy-cme.ts";
+import { deployCME } from "../../keeper/chain/deploy.ts";
 import {
   buildBatchChain,
   splitIntoBatches,

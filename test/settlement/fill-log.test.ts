@@ -7,7 +7,7 @@ import {
   hashFillLog,
   parseFillLog,
   type FillLog,
-} from "../../../keeper/settlement/fill-log.ts";
+} from "../../keeper/settlement/fill-log.ts";
 
 const USDC = 0;
 const PEPE = 1;

@@ -3,7 +3,7 @@ import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { hashTypedData, type Address, type Hex } from "viem";
 import type { WalletClient } from "@nomicfoundation/hardhat-viem/types";
-import { GRACE, USDC, vaultFixture } from "./fixture.ts";
+import { GRACE, USDC, vaultFixture } from "../support/vault.ts";
 
 const Phase = { None: 0, Trading: 1, Settling: 2, Finalized: 3, Voided: 4 } as const;
 

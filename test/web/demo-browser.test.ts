@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { KEEP_NAMES_SHIM, launchBrowser } from "../support/browser.ts";
-import { repoRoot, startDemo, type Demo } from "../start/demo-process.ts";
+import { repoRoot, startDemo, type Demo } from "../support/demo-process.ts";
 
 const OUT_DIR = join(repoRoot, "test-output", "demo");
 

@@ -5,7 +5,7 @@
 import type { Command, CommandBody } from "../../keeper/core/commands.ts";
 import type { Engine } from "../../keeper/core/engine.ts";
 import type { CommandResult, EngineConfig } from "../../keeper/core/types.ts";
-import { DOGE, DOGE_LOT, PEPE, PEPE_LOT, USDC } from "./fixtures.ts";
+import { DOGE, DOGE_LOT, PEPE, PEPE_LOT, USDC } from "./engine.ts";
 import { Prng } from "./prng.ts";
 
 export interface RandomSessionOptions {

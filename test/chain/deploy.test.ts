@@ -6,7 +6,7 @@ import { network } from "hardhat";
 import { getAddress } from "viem";
 import CMEVaultModule from "../../ignition/modules/CMEVault.ts";
 import { readDeployment } from "../../keeper/chain/deployment.ts";
-import { deployCME, SETTLER_ROLE, writeDeployment } from "../../scripts/deploy-cme.ts";
+import { deployCME, SETTLER_ROLE, writeDeployment } from "../../keeper/chain/deploy.ts";
 
 describe("deployment", () => {
   describe("deployCME", () => {

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createPublicClient, getAddress, http, type Address } from "viem";
 import { hardhat } from "viem/chains";
 import { vaultAbi } from "../../keeper/chain/vault-abi.ts";
-import { eventually, graphql, portIsFree, startDemo, type Demo } from "./demo-process.ts";
+import { eventually, graphql, portIsFree, startDemo, type Demo } from "../support/demo-process.ts";
 
 interface Deployment {
   vault: Address;

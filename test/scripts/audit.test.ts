@@ -9,9 +9,9 @@ import { expect } from "chai";
 import { after, before, describe, it } from "mocha";
 import type { Hex } from "viem";
 import { deltasFromFillLog, encodeFillLog, parseFillLog, type FillLog } from "../../keeper/settlement/fill-log.ts";
-import { deployCME, type DeploymentRecord } from "../../scripts/deploy-cme.ts";
-import { repoRoot, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "./harness.ts";
-import { createDriver, fillLogOf, type Driver } from "./session-driver.ts";
+import { deployCME, type DeploymentRecord } from "../../keeper/chain/deploy.ts";
+import { repoRoot, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../support/indexer.ts";
+import { createDriver, fillLogOf, type Driver } from "../support/session-driver.ts";
 
 const USDC = 10n ** 6n;
 const PEPE = 10n ** 18n;

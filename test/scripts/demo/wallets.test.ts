@@ -1,7 +1,7 @@
 // The demo roster (scripts/demo/wallets.ts): which wallets trade with which broker and prompt.
 import { expect } from "chai";
-import { demoWallets, FIRST_DEMO_ACCOUNT, type BrokerAvailability } from "../../scripts/demo/wallets.ts";
-import { EXAMPLE_PROMPTS } from "../../keeper/brokers/prompt-files.ts";
+import { demoWallets, FIRST_DEMO_ACCOUNT, type BrokerAvailability } from "../../../scripts/demo/wallets.ts";
+import { EXAMPLE_PROMPTS } from "../../../keeper/brokers/prompt-files.ts";
 
 const RULES: BrokerAvailability[] = ["rule-market-maker", "rule-momentum", "rule-mean-reversion", "rule-scalper"].map((id) => ({ id, kind: "rule", available: true }));
 const PAIRS = ["PEPE/USDC", "WIF/USDC", "BONK/USDC"];

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { createWalletClient, http, toHex, type Address } from "viem";
 import { hardhat } from "viem/chains";
 import { erc20Abi } from "../../keeper/chain/vault-abi.ts";
-import { deploy, startNode, user, vaultBalance, type Node } from "./chain-harness.ts";
+import { deploy, startNode, user, vaultBalance, type Node } from "../support/chain.ts";
 
 describe("npm run deposit", function () {
   this.timeout(180_000);

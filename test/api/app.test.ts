@@ -2,7 +2,7 @@
 import { expect } from "chai";
 import type { Keeper } from "../../keeper/keeper.ts";
 import { getUser } from "../../keeper/store/users.ts";
-import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "./helpers.ts";
+import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
 
 describe("keeper API", function () {
   let k: Keeper;
