@@ -6,17 +6,6 @@ import { z } from "zod";
 export const LOCAL_SETTLER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 export const LOCAL_CHAIN_ID = 31337;
 
-/** Named points where a test can make the keeper kill itself (CME_CRASH_AT), to prove resumability. */
-export const CRASH_POINTS = [
-  "mid-trading",
-  "after-begin-settlement",
-  "after-batch-0",
-  "after-batch-1",
-  "after-batch-2",
-  "after-send-finalize",
-] as const;
-export type CrashPoint = (typeof CRASH_POINTS)[number];
-
 const hex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "a 0x-prefixed 32-byte hex key");
 const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
@@ -44,9 +33,7 @@ const schema = z.object({
   wsBookThrottleMs: intFrom(0, 60_000),
   /** Serve HTTP and WebSocket from a worker thread, away from the pit's tick (server.ts). */
   apiThread: z.boolean(),
-  autoSessions: z.boolean(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
-  crashAt: z.enum(CRASH_POINTS).optional(),
   brokersPath: z.string().optional(),
   referencePrices: z.record(z.string(), z.string().regex(/^\d+(\.\d+)?$/, "a decimal price in USDC")),
 });
@@ -84,9 +71,7 @@ const ENV: Record<keyof KeeperConfig, string> = {
   wsMaxBufferedBytes: "CME_WS_MAX_BUFFERED_BYTES",
   wsBookThrottleMs: "CME_WS_BOOK_THROTTLE_MS",
   apiThread: "CME_API_THREAD",
-  autoSessions: "CME_AUTO_SESSIONS",
   logLevel: "CME_LOG_LEVEL",
-  crashAt: "CME_CRASH_AT",
   brokersPath: "CME_BROKERS",
   referencePrices: "CME_REFERENCE_PRICES",
 };
@@ -131,9 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     wsMaxBufferedBytes: env.CME_WS_MAX_BUFFERED_BYTES ?? 1 << 20,
     wsBookThrottleMs: env.CME_WS_BOOK_THROTTLE_MS ?? 250,
     apiThread: env.CME_API_THREAD === undefined ? true : env.CME_API_THREAD !== "0" && env.CME_API_THREAD !== "false",
-    autoSessions: env.CME_AUTO_SESSIONS === undefined ? true : env.CME_AUTO_SESSIONS !== "0" && env.CME_AUTO_SESSIONS !== "false",
     logLevel: env.CME_LOG_LEVEL ?? "info",
-    crashAt: env.CME_CRASH_AT === "" ? undefined : env.CME_CRASH_AT,
     brokersPath: env.CME_BROKERS,
     referencePrices,
     ...overrides,
@@ -152,7 +135,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ConfigError([`${ENV.settlerKey}: the public Hardhat key is only allowed on chain ${LOCAL_CHAIN_ID}`]);
   }
   // exactOptionalPropertyTypes: drop undefined optionals rather than carrying explicit undefined.
-  if (config.crashAt === undefined) delete config.crashAt;
   if (config.brokersPath === undefined) delete config.brokersPath;
   return config;
 }

@@ -1,17 +1,17 @@
-// The composition root: builds every part of the keeper from its configuration and wires them
-// (database, chain adapter, session runner, executor, stream hub, HTTP app). Nothing listens
-// here; keeper/server.ts does.
+// The composition root: builds every part of the keeper from its configuration and wires them,
+// lower layers first, so nothing is bound late: database and chain adapter, then the session
+// runner (with the executor's loop factory), then the API service, its stream publisher and the
+// HTTP app. Nothing listens here; keeper/api/server.ts does.
 import pino from "pino";
 import type { FastifyInstance } from "fastify";
 import type { KeeperConfig } from "./config.ts";
 import { openDatabase, type Db } from "./store/database.ts";
-import { getCursor, setCursor } from "./store/ledger.ts";
 import { readDeployment, type Deployment } from "./chain/deployment.ts";
 import { createChainClients } from "./chain/client.ts";
 import { TxSender } from "./chain/tx-sender.ts";
-import { VaultWatcher } from "./chain/watcher.ts";
 import { PermitSigner } from "./chain/permit-signer.ts";
 import { vaultAbi } from "./chain/vault-abi.ts";
+import { StreamPublisher } from "./api/stream-publisher.ts";
 import { SessionRunner, type ChainPorts, type LoopFactory } from "./session/runner.ts";
 import { KeeperService } from "./api/service.ts";
 import { StreamHub } from "./stream/hub.ts";
@@ -61,14 +61,7 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
   const db = openDatabase(config.dbPath);
   const clock = opts.clock ?? systemClock;
   const metrics = new Metrics();
-  const crash = (point: string) => {
-    if (config.crashAt === point) {
-      log.warn({ point }, "CME_CRASH_AT: killing the keeper");
-      process.kill(process.pid, "SIGKILL");
-    }
-  };
 
-  let runner: SessionRunner | undefined;
   let chain: ChainPorts | null = null;
   if (opts.chain !== null) {
     const clients = createChainClients({ rpcUrl: config.rpcUrl, chainId: config.chainId, settlerKey: config.settlerKey as `0x${string}`, pollMs: config.chainPollMs });
@@ -80,62 +73,21 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
       bumpPercent: config.feeBumpPercent,
       pollMs: Math.min(config.chainPollMs, 500),
       log: log.child({ part: "tx" }),
-      afterBroadcast: (step) => {
-        metrics.chainTxs.inc({ step: step.split(":")[2] ?? step });
-        if (step.endsWith(":finalize")) crash("after-send-finalize");
-      },
+      afterBroadcast: (step) => metrics.chainTxs.inc({ step: step.split(":")[2] ?? step }),
     });
-    if (getCursor(db) === undefined) setCursor(db, BigInt(deployment.startBlock) - 1n);
-    const watcher = new VaultWatcher({
-      client: clients.publicClient,
-      vault: deployment.vault,
-      confirmations: config.confirmations,
-      pollMs: config.chainPollMs,
-      cursor: () => getCursor(db) ?? 0n,
-      apply: (events, toBlock) => runner!.applyVaultEvents(events, toBlock),
-      onError: (err) => {
-        metrics.errors.inc({ where: "watcher" });
-        log.warn({ err }, "chain watcher poll failed");
-      },
-    });
-    chain = { clients, sender, watcher, permits: new PermitSigner(clients.publicClient, clients.settler, deployment.vault) };
+    chain = { clients, sender, permits: new PermitSigner(clients.publicClient, clients.settler, deployment.vault) };
   }
 
   const brokers = opts.catalogue ?? catalogue(opts.env ?? process.env, config.brokersPath === undefined ? loadCatalogueFile() : loadCatalogueFile(config.brokersPath));
-  let service: KeeperService | undefined;
-  const hub = new StreamHub({
-    maxBufferedBytes: config.wsMaxBufferedBytes,
-    bookThrottleMs: config.wsBookThrottleMs,
-    hello: () => service!.hello(),
-  });
   const createLoop =
-    opts.createLoop ??
-    executorLoopFactory({
-      catalogue: brokers,
-      clock,
-      tickMs: config.tickMs,
-      metrics,
-      log: log.child({ part: "executor" }),
-      db,
-      onOutcry: (user, brokerId, line) => service!.recordOutcry(user, brokerId, line),
-    });
-  runner = new SessionRunner({
-    config,
-    db,
-    deployment,
-    chain,
-    hub,
-    metrics,
-    log: log.child({ part: "session" }),
-    clock,
-    crash,
-    createLoop,
-  });
-  service = new KeeperService({ config, db, deployment, runner, hub, metrics, catalogue: brokers, chain, clock });
+    opts.createLoop ?? executorLoopFactory({ catalogue: brokers, clock, tickMs: config.tickMs, metrics, log: log.child({ part: "executor" }), db });
+  const runner = new SessionRunner({ config, db, deployment, chain, metrics, log: log.child({ part: "session" }), clock, createLoop });
+  const hub = new StreamHub({ maxBufferedBytes: config.wsMaxBufferedBytes, bookThrottleMs: config.wsBookThrottleMs });
+  const service = new KeeperService({ config, db, deployment, runner, hub, metrics, catalogue: brokers, chain, clock });
+  const publisher = new StreamPublisher(runner, hub, service);
   const app = await buildApp({ keeper: service, logger: log.child({ part: "http" }) });
   const api = new ApiThread({
     service,
-    runner,
     hub,
     metrics,
     clock,
@@ -159,12 +111,14 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
     async start() {
       metrics.timerLag.start();
       hub.start();
+      publisher.start();
       await runner.start();
     },
     async stop() {
       await api.stop();
       metrics.timerLag.stop();
       await runner.stop();
+      publisher.stop();
       hub.stop();
       await app.close();
       db.close();

@@ -81,7 +81,7 @@ async function serve(): Promise<void> {
   // A taker crossing the quotes every 100 ms keeps fills, books and the stream moving.
   let n = 0;
   setInterval(() => {
-    const pit = keeper.runner.pit;
+    const pit = keeper.runner.port;
     if (pit === null || keeper.runner.current.phase !== "trading") return;
     for (const pair of [1, 2]) {
       const m = pit.market(pair, 1, 0);

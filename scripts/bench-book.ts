@@ -20,6 +20,7 @@
 import { cpus, loadavg } from "node:os";
 import { PerformanceObserver } from "node:perf_hooks";
 import { OrderBook } from "../keeper/core/book.ts";
+import { Prng } from "../keeper/core/prng.ts";
 import type { Command } from "../keeper/core/commands.ts";
 import { Engine } from "../keeper/core/engine.ts";
 import { BUY, IOC, LIMIT, SELL, type SideCode, type TypeCode } from "../keeper/core/matching.ts";
@@ -71,22 +72,6 @@ const config: EngineConfig = {
 const limits = { minPrice: REF / 2, maxPrice: (REF * 3) / 2, minSize: 1, maxSize: 100_000 };
 
 // ---------------------------------------------------------------- stream
-
-class Prng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-}
 
 const PLACE = 0;
 const CANCEL = 1;

@@ -27,10 +27,11 @@ import { BrokerFactory } from "../keeper/brokers/factory.ts";
 import { EXAMPLE_PROMPTS } from "../keeper/brokers/prompt-files.ts";
 import { systemClock } from "../keeper/executor/clock.ts";
 import { SessionExecutor } from "../keeper/executor/session-executor.ts";
-import { SessionPit } from "../keeper/session/pit.ts";
+import { openPit } from "../keeper/session/open-pit.ts";
+import { buildMarket } from "../keeper/session/pairs.ts";
+import type { Deployment } from "../keeper/chain/deployment.ts";
 import { InProcessTransport, type ModelTransport } from "../keeper/brokers/model-transport.ts";
 import { WorkerTransport } from "../keeper/brokers/worker-transport.ts";
-import { pepeMarket } from "../test/support/pit.ts";
 
 const env = (name: string, fallback: number) => {
   const v = Number(process.env[name]);
@@ -93,17 +94,21 @@ interface StepResult {
   pass: boolean;
 }
 
+/** One PEPE/USDC market at $0.00001 over a two-token deployment (no chain needed). */
+function pepeMarket() {
+  const token = (symbol: string, decimals: number, index: number) => ({ symbol, decimals, index, address: `0x${String(index + 1).padStart(40, "0")}` as const });
+  const deployment = { chainId: 31337, tokens: [token("USDC", 6, 0), token("PEPE", 18, 1)] } as unknown as Deployment;
+  return buildMarket(deployment, { PEPE: "0.00001" }, { treasury: 1, insurance: 2 }, 1);
+}
+
 async function runStep(ai: number, url: string, transport: ModelTransport): Promise<StepResult> {
-  const m = pepeMarket(1);
-  const pit = new SessionPit({
-    config: m.engine,
-    pairs: m.pairs,
+  const m = pepeMarket();
+  const { pit, port } = openPit({
+    market: m,
     sessionId: 1,
     journal: null,
     clock: systemClock,
     phase: () => ({ sessionId: 1, phase: "trading", endsAtMs: Date.now() + 3_600_000 }),
-    addressOf: () => undefined,
-    brokerOf: () => null,
   });
   const users = ai + RULE + 1;
   for (let u = 0; u < users; u++) {
@@ -113,7 +118,7 @@ async function runStep(ai: number, url: string, transport: ModelTransport): Prom
   pit.apply({ type: "start_trading" });
   const counterparty = 100 + users - 1;
   for (let i = 1; i <= 10; i++) {
-    pit.submit(counterparty, {
+    port.submit(counterparty, {
       cancels: [],
       orders: [
         { pair: 1, side: "buy", price: 10_000 - 5 * i, size: 50, type: "limit" },
@@ -126,7 +131,7 @@ async function runStep(ai: number, url: string, transport: ModelTransport): Prom
   let measuring = false;
   const latencies: number[] = [];
   const executor = new SessionExecutor({
-    port: pit,
+    port,
     clock: systemClock,
     sink: {
       decision: (r) => {

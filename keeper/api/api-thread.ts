@@ -8,7 +8,6 @@ import { Worker } from "node:worker_threads";
 import type { Address } from "viem";
 import pino from "pino";
 import type { KeeperService } from "./service.ts";
-import type { SessionRunner } from "../session/runner.ts";
 import type { StreamHub } from "../stream/hub.ts";
 import type { FanoutStats } from "../stream/fanout.ts";
 import type { Metrics } from "../ops/metrics.ts";
@@ -58,7 +57,6 @@ const CALLS = new Set([
 
 export interface ApiThreadOptions {
   service: KeeperService;
-  runner: SessionRunner;
   hub: StreamHub;
   metrics: Metrics;
   clock: Clock;
@@ -124,7 +122,7 @@ export class ApiThread {
 
   #spawn(): Promise<{ url: string; port: number }> {
     const o = this.#o;
-    const feed = new ReadFeed({ service: o.service, runner: o.runner, clock: o.clock });
+    const feed = new ReadFeed({ service: o.service, clock: o.clock });
     const data: ApiWorkerData = {
       host: this.#listen!.host,
       port: this.#listen!.port,
@@ -133,7 +131,7 @@ export class ApiThread {
       domain: o.service.domain(),
       settler: o.service.settler(),
       maxSignedExpirySec: o.maxSignedExpirySec,
-      tradesKept: o.runner.market.engine.recentTradesKept,
+      tradesKept: o.service.tradesKept,
       initial: feed.full(),
       ...(o.webDir === undefined ? {} : { webDir: o.webDir }),
     };

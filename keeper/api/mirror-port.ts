@@ -9,6 +9,7 @@ import type { ActionType, KeeperDomain } from "../auth/eip712.ts";
 import { checkEnvelope, checkSignature, type AuthFailure } from "../auth/verify.ts";
 import { Fanout, type FanoutStats } from "../stream/fanout.ts";
 import type { ActionOutcome, KeeperPort, PermitView, Refusal, SessionView, Signed, StreamClient, UserSettingsView } from "./port.ts";
+import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SettlementWire, TopPromptWire, TradeWire } from "./wire.ts";
 import { READ_LIST_MAX, type ReadDelta } from "./read-feed.ts";
 import type { Lane, PitRpc } from "./pit-rpc.ts";
 
@@ -43,14 +44,14 @@ export class MirrorPort implements KeeperPort {
   #lastDeltaWall = 0;
   #session: SessionView | undefined;
   #pairs: string[] = [];
-  #books = new Map<string, { bids: unknown[]; asks: unknown[] }>();
-  #trades = new Map<string, unknown[]>();
-  #outcry: unknown[] = [];
-  #leaderboard: unknown[] = [];
-  #health: { ok: boolean; [k: string]: unknown } = { ok: false };
+  #books = new Map<string, BookWire>();
+  #trades = new Map<string, TradeWire[]>();
+  #outcry: OutcryWire[] = [];
+  #leaderboard: LeaderboardRowWire[] = [];
+  #health: HealthWire = { ok: false, phase: "starting", sessionId: 0, chainBlock: null, journalSeq: 0, wsClients: 0 };
   #hello: { version: number; body: string } | undefined;
   #slow = new Map<string, { at: number; value: Promise<unknown> }>();
-  #accounts = new Map<string, Promise<unknown>>();
+  #accounts = new Map<string, Promise<AccountWire>>();
   #fillLogs = new Map<number, { body: string; hash: string }>();
   #refused = new Map<string, RefusalCount>();
   #statsDirty = true;
@@ -76,7 +77,7 @@ export class MirrorPort implements KeeperPort {
         changed = true;
       }
       for (const [pair, view] of Object.entries(d.books ?? {})) {
-        this.#books.set(pair, view as { bids: unknown[]; asks: unknown[] });
+        this.#books.set(pair, view);
         changed = true;
       }
       for (const [pair, t] of Object.entries(d.trades ?? {})) {
@@ -126,21 +127,21 @@ export class MirrorPort implements KeeperPort {
     return String(this.#version);
   }
 
-  book(pair: string, levels: number): unknown | undefined {
+  book(pair: string, levels: number): BookWire | undefined {
     const b = this.#books.get(pair);
     if (b === undefined) return undefined;
     return { ...b, bids: b.bids.slice(0, levels), asks: b.asks.slice(0, levels) };
   }
 
-  trades(pair: string, limit: number): unknown[] | undefined {
+  trades(pair: string, limit: number): TradeWire[] | undefined {
     return this.#trades.get(pair)?.slice(0, limit);
   }
 
-  outcry(limit: number): unknown[] {
+  outcry(limit: number): OutcryWire[] {
     return this.#outcry.slice(0, limit);
   }
 
-  leaderboard(): unknown[] {
+  leaderboard(): LeaderboardRowWire[] {
     return this.#leaderboard;
   }
 
@@ -148,7 +149,7 @@ export class MirrorPort implements KeeperPort {
     return this.#o.domain;
   }
 
-  health() {
+  health(): HealthWire {
     const staleMs = Date.now() - this.#lastDeltaWall;
     const fresh = staleMs < (this.#o.staleMs ?? 5_000);
     const h = { ...this.#health, ok: this.#health.ok && fresh, wsClients: this.fanout.size };
@@ -185,30 +186,30 @@ export class MirrorPort implements KeeperPort {
   }
 
   /** Rarely changing answers: one call per TTL, shared by every request in it. */
-  #slowRead(method: string): Promise<unknown[]> {
+  #slowRead<T>(method: string): Promise<T[]> {
     const now = Date.now();
     const hit = this.#slow.get(method);
-    if (hit !== undefined && now - hit.at < (this.#o.slowReadTtlMs ?? 1_000)) return hit.value as Promise<unknown[]>;
-    const value = this.#call<unknown[]>("read", method);
+    if (hit !== undefined && now - hit.at < (this.#o.slowReadTtlMs ?? 1_000)) return hit.value as Promise<T[]>;
+    const value = this.#call<T[]>("read", method);
     value.catch(() => this.#slow.delete(method));
     this.#slow.set(method, { at: now, value });
     return value;
   }
 
-  topPrompts(): Promise<unknown[]> {
-    return this.#slowRead("topPrompts");
+  topPrompts(): Promise<TopPromptWire[]> {
+    return this.#slowRead<TopPromptWire>("topPrompts");
   }
 
-  brokers(): Promise<unknown[]> {
-    return this.#slowRead("brokers");
+  brokers(): Promise<BrokerWire[]> {
+    return this.#slowRead<BrokerWire>("brokers");
   }
 
-  account(address: string): Promise<unknown> {
+  account(address: string): Promise<AccountWire> {
     // Concurrent reads of one account share one call.
     const key = address.toLowerCase();
     const inFlight = this.#accounts.get(key);
     if (inFlight !== undefined) return inFlight;
-    const p = this.#call("read", "account", address).finally(() => this.#accounts.delete(key));
+    const p = this.#call<AccountWire>("read", "account", address).finally(() => this.#accounts.delete(key));
     this.#accounts.set(key, p);
     return p;
   }
@@ -225,9 +226,9 @@ export class MirrorPort implements KeeperPort {
     return log;
   }
 
-  settlement(sessionId: number): Promise<unknown | undefined> {
+  settlement(sessionId: number): Promise<SettlementWire | undefined> {
     // Reads the chain: the action lane, so it never holds up account reads.
-    return this.#call("action", "settlement", sessionId);
+    return this.#call<SettlementWire | undefined>("action", "settlement", sessionId);
   }
 
   metrics(): Promise<string> {
@@ -256,14 +257,14 @@ export class MirrorPort implements KeeperPort {
     return this.#action("WithdrawalRequest", "withdrawalPermit", req, { account: req.account, token: req.token, amount: BigInt(req.amount) });
   }
 
-  adminSettle(req: Omit<Signed, "account"> & { sessionId: number }): Promise<ActionOutcome<unknown>> {
+  adminSettle(req: Omit<Signed, "account"> & { sessionId: number }): Promise<ActionOutcome<SettlementWire>> {
     const settler = this.#o.settler;
     return this.#action("Admin", "adminSettle", { ...req, account: settler }, { action: "settle", sessionId: req.sessionId }, settler, req);
   }
 
   /**
    * The checks that need no state, then the signature, exactly as the pit's thread would make
-   * them (keeper.ts #authorize); what passes is forwarded marked as checked.
+   * them (api/service.ts #authorize); what passes is forwarded marked as checked.
    */
   async #action<T>(type: ActionType, method: string, env: Signed, message: Record<string, unknown>, signer: Address = env.account, body: unknown = env): Promise<ActionOutcome<T>> {
     const nowSec = Math.floor(this.#now() / 1000);

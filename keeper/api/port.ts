@@ -6,6 +6,23 @@
 import type { Address, Hex } from "viem";
 import type { KeeperDomain } from "../auth/eip712.ts";
 import { ACTION_TYPES } from "../auth/eip712.ts";
+import type { StreamClient } from "../stream/fanout.ts";
+import type {
+  AccountWire,
+  BookWire,
+  BrokerWire,
+  HealthWire,
+  LeaderboardRowWire,
+  OutcryWire,
+  PermitWire,
+  SessionWire,
+  SettlementWire,
+  TopPromptWire,
+  TradeWire,
+  UserSettingsWire,
+} from "./wire.ts";
+
+export type { StreamClient };
 
 export interface Refusal {
   status: 400 | 401 | 403 | 404 | 409 | 503;
@@ -24,45 +41,9 @@ export interface Signed {
   chainId?: number;
 }
 
-export interface UserSettingsView {
-  account: string;
-  accountId: number | null;
-  brokerId: string | null;
-  prompt: string | null;
-  pairs: string[] | null;
-  effectiveSession: number;
-}
-
-export interface PermitView {
-  account: string;
-  token: string;
-  amount: string;
-  sessionId: number;
-  nonce: string;
-  deadline: number;
-  signature: string;
-  vault: string;
-}
-
-export interface SessionView {
-  id: number;
-  phase: string;
-  phaseStartedAt: number;
-  phaseEndsAt: number | null;
-  serverTime: number;
-  chainId: number;
-  vault: string;
-  durations: { preSessionSec: number; tradingSec: number; closingSec: number };
-  tokens: { symbol: string; address: string; decimals: number; index: number }[];
-  pairs: Record<string, unknown>[];
-}
-
-export interface StreamClient {
-  send(data: string): void;
-  readonly bufferedAmount: number;
-  close(code?: number, reason?: string): void;
-  terminate(): void;
-}
+export type UserSettingsView = UserSettingsWire;
+export type PermitView = PermitWire;
+export type SessionView = SessionWire;
 
 export type Awaitable<T> = T | Promise<T>;
 
@@ -72,20 +53,20 @@ export interface ActionOptions {
 }
 
 export interface KeeperPort {
-  session(): SessionView;
+  session(): SessionWire;
   /** Changes whenever a public read could answer differently (reads cache their JSON on it). */
   readVersion(): string;
-  book(pair: string, levels: number): unknown | undefined;
-  trades(pair: string, limit: number): unknown[] | undefined;
-  outcry(limit: number): unknown[];
-  leaderboard(): unknown[];
-  topPrompts(): Awaitable<unknown[]>;
-  brokers(): Awaitable<unknown[]>;
-  account(address: string): Awaitable<unknown>;
+  book(pair: string, levels: number): BookWire | undefined;
+  trades(pair: string, limit: number): TradeWire[] | undefined;
+  outcry(limit: number): OutcryWire[];
+  leaderboard(): LeaderboardRowWire[];
+  topPrompts(): Awaitable<TopPromptWire[]>;
+  brokers(): Awaitable<BrokerWire[]>;
+  account(address: string): Awaitable<AccountWire>;
   fillLog(sessionId: number): Awaitable<{ body: string; hash: string } | undefined>;
-  settlement(sessionId: number): Promise<unknown | undefined>;
+  settlement(sessionId: number): Promise<SettlementWire | undefined>;
   domain(): KeeperDomain;
-  health(): Awaitable<{ ok: boolean; [k: string]: unknown }>;
+  health(): Awaitable<HealthWire>;
   metrics(): Awaitable<string>;
 
   setBroker(req: Signed & { brokerId: string }): Promise<ActionOutcome<UserSettingsView>>;
@@ -93,7 +74,7 @@ export interface KeeperPort {
   setPairs(req: Signed & { pairs: string[] }): Promise<ActionOutcome<UserSettingsView>>;
   reprompt(req: Signed & { prompt: string }): Promise<ActionOutcome<UserSettingsView>>;
   withdrawalPermit(req: Signed & { token: Address; amount: string }): Promise<ActionOutcome<PermitView>>;
-  adminSettle(req: Omit<Signed, "account"> & { sessionId: number }): Promise<ActionOutcome<unknown>>;
+  adminSettle(req: Omit<Signed, "account"> & { sessionId: number }): Promise<ActionOutcome<SettlementWire>>;
 
   /** A WebSocket subscriber: gets the hello snapshot now, then the stream; dropped when slow. */
   subscribe(client: StreamClient): () => void;

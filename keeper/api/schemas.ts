@@ -1,5 +1,8 @@
 // JSON schemas of every route's input and responses: they validate requests (400 naming the
-// field), make fastify serialize responses fast, and are the OpenAPI document served at /docs.
+// field), make fastify serialize responses fast, are the OpenAPI document served at /docs, and
+// are the wire's TypeScript types (api/wire.ts derives them with json-schema-to-ts).
+import { SESSION_PHASES } from "../core/phases.ts";
+import { promptFieldSchema } from "../brokers/prompt-rules.ts";
 
 const address = { type: "string", pattern: "^0x[0-9a-fA-F]{40}$", description: "0x-prefixed 20-byte address" } as const;
 const uintString = { type: "string", pattern: "^[0-9]{1,78}$", description: "unsigned integer as a decimal string" } as const;
@@ -10,6 +13,7 @@ const ms = { type: "integer", description: "milliseconds since the Unix epoch" }
 export const errorSchema = {
   $id: "Error",
   type: "object",
+  additionalProperties: false,
   required: ["error", "message"],
   properties: {
     error: { type: "string", description: "stable error code" },
@@ -37,12 +41,12 @@ function signedBody(props: Record<string, unknown>, required: string[]) {
 }
 
 export const setBrokerBody = signedBody({ brokerId: { type: "string", minLength: 1, maxLength: 64 } }, ["brokerId"]);
-export const setPromptBody = signedBody({ prompt: { type: "string", minLength: 1, maxLength: 4000 } }, ["prompt"]);
+export const setPromptBody = signedBody({ prompt: promptFieldSchema }, ["prompt"]);
 export const setPairsBody = signedBody(
   { pairs: { type: "array", minItems: 1, maxItems: 16, uniqueItems: true, items: { type: "string", pattern: "^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$" } } },
   ["pairs"],
 );
-export const repromptBody = signedBody({ prompt: { type: "string", minLength: 1, maxLength: 4000 } }, ["prompt"]);
+export const repromptBody = signedBody({ prompt: promptFieldSchema }, ["prompt"]);
 export const withdrawalBody = signedBody({ token: address, amount: { ...uintString, pattern: "^[1-9][0-9]{0,77}$" } }, ["token", "amount"]);
 export const adminSettleBody = {
   type: "object",
@@ -59,6 +63,8 @@ export const adminSettleBody = {
 
 export const userSettingsSchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["account", "accountId", "brokerId", "prompt", "pairs", "effectiveSession"],
   properties: {
     account: { type: "string" },
     accountId: { type: ["integer", "null"] },
@@ -71,61 +77,88 @@ export const userSettingsSchema = {
 
 export const actionOk = {
   type: "object",
+  additionalProperties: false,
+  required: ["ok", "settings"],
   properties: { ok: { type: "boolean" }, settings: userSettingsSchema },
+} as const;
+
+export const permitSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["account", "token", "amount", "sessionId", "nonce", "deadline", "signature", "vault"],
+  properties: {
+    account: { type: "string" },
+    token: { type: "string" },
+    amount: uintString,
+    sessionId: { type: "integer" },
+    nonce: uintString,
+    deadline: { type: "integer", description: "unix seconds" },
+    signature: { type: "string" },
+    vault: { type: "string" },
+  },
 } as const;
 
 export const permitOk = {
   type: "object",
+  additionalProperties: false,
+  required: ["ok", "permit"],
   properties: {
     ok: { type: "boolean" },
-    permit: {
-      type: "object",
-      properties: {
-        account: { type: "string" },
-        token: { type: "string" },
-        amount: { type: "string" },
-        sessionId: { type: "integer" },
-        nonce: { type: "string" },
-        deadline: { type: "integer" },
-        signature: { type: "string" },
-        vault: { type: "string" },
-      },
-    },
+    permit: permitSchema,
   },
 } as const;
 
-const tokenSchema = {
+export const tokenSchema = {
   type: "object",
-  properties: { symbol: { type: "string" }, address: { type: "string" }, decimals: { type: "integer" }, index: { type: "integer" } },
+  additionalProperties: false,
+  required: ["symbol", "address", "decimals", "index"],
+  properties: { symbol: { type: "string" }, address: address, decimals: { type: "integer" }, index: { type: "integer" } },
 } as const;
 
-const pairSchema = {
+export const pairSchema = {
   type: "object",
-  additionalProperties: true,
+  additionalProperties: false,
+  required: [
+    "id", "symbol", "base", "quote", "baseIndex", "quoteIndex", "referencePrice", "referencePriceTicks", "lotSize", "quotePerTickLot",
+    "minSizeLots", "maxSizeLots", "priceBandBps", "baseDecimals", "quoteDecimals", "takerFeeBps", "makerFeeBps",
+  ],
   properties: {
     id: { type: "integer" },
-    symbol: { type: "string" },
-    base: { type: "string" },
-    quote: { type: "string" },
-    baseIndex: { type: "integer" },
-    quoteIndex: { type: "integer" },
-    referencePrice: { type: "string", description: "display: USDC per whole token" },
+    symbol: { type: "string", description: "BASE/QUOTE, e.g. PEPE/USDC" },
+    base: { type: "string", description: "base token symbol" },
+    quote: { type: "string", description: "quote token symbol" },
+    baseIndex: { type: "integer", description: "vault token index of the base" },
+    quoteIndex: { type: "integer", description: "vault token index of the quote" },
+    referencePrice: { type: "string", description: "quote tokens per whole base token (decimal)" },
     referencePriceTicks: { type: "integer" },
+    lotSize: { ...uintString, description: "base-token base units per lot" },
+    quotePerTickLot: { type: "integer", description: "quote base units one lot moves per tick" },
+    minSizeLots: { type: "integer" },
+    maxSizeLots: { type: "integer" },
+    priceBandBps: { type: "integer", description: "orders are accepted within this band around the reference price" },
+    baseDecimals: { type: "integer" },
+    quoteDecimals: { type: "integer" },
+    takerFeeBps: { type: "integer" },
+    makerFeeBps: { type: "integer" },
   },
 } as const;
 
 export const sessionSchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["id", "phase", "phaseStartedAt", "phaseEndsAt", "serverTime", "chainId", "vault", "durations", "tokens", "pairs"],
   properties: {
     id: { type: "integer" },
-    phase: { type: "string", enum: ["pre_session", "trading", "closing", "settling", "settled"] },
+    phase: { type: "string", enum: SESSION_PHASES },
     phaseStartedAt: ms,
-    phaseEndsAt: { type: ["integer", "null"] },
+    phaseEndsAt: { type: ["integer", "null"], description: "null while settling (it lasts until the vault finalizes)" },
     serverTime: ms,
     chainId: { type: "integer" },
-    vault: { type: "string" },
+    vault: address,
     durations: {
       type: "object",
+      additionalProperties: false,
+      required: ["preSessionSec", "tradingSec", "closingSec"],
       properties: { preSessionSec: { type: "integer" }, tradingSec: { type: "integer" }, closingSec: { type: "integer" } },
     },
     tokens: { type: "array", items: tokenSchema },
@@ -135,39 +168,45 @@ export const sessionSchema = {
 
 const level = {
   type: "object",
-  properties: { price: { type: "integer" }, size: { type: "integer" }, orders: { type: "integer" }, priceDisplay: { type: "string" } },
+  additionalProperties: false,
+  required: ["price", "size", "orders"],
+  properties: { price: { type: "integer" }, size: { type: "integer" }, orders: { type: "integer" } },
 } as const;
 
 export const bookSchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["pair", "bids", "asks", "mid", "mark", "ts"],
   properties: {
     pair: { type: "string" },
-    bids: { type: "array", items: level },
-    asks: { type: "array", items: level },
-    mid: { type: ["integer", "null"] },
+    bids: { type: "array", items: level, description: "best first" },
+    asks: { type: "array", items: level, description: "best first" },
+    mid: { type: ["number", "null"], description: "ticks; a half tick when the spread is odd; null while a side is empty" },
     mark: { type: ["integer", "null"] },
-    midDisplay: { type: ["string", "null"] },
     ts: ms,
   },
 } as const;
 
 export const tradeSchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["pair", "price", "size", "takerSide", "maker", "taker", "ts", "seq"],
   properties: {
     pair: { type: "string" },
     price: { type: "integer" },
     size: { type: "integer" },
-    priceDisplay: { type: "string" },
-    takerSide: { type: "string" },
-    maker: { type: "integer" },
-    taker: { type: "integer" },
+    takerSide: { type: "string", enum: ["buy", "sell"] },
+    maker: { type: "integer", description: "account id" },
+    taker: { type: "integer", description: "account id" },
     ts: ms,
-    seq: { type: "integer" },
+    seq: { type: "integer", description: "trade id, increasing within the session" },
   },
 } as const;
 
 export const outcrySchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["account", "accountId", "broker", "line", "ts"],
   properties: {
     account: { type: "string" },
     accountId: { type: "integer" },
@@ -179,6 +218,8 @@ export const outcrySchema = {
 
 export const leaderboardRowSchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["rank", "accountId", "account", "broker", "equity", "pnl"],
   properties: {
     rank: { type: "integer" },
     accountId: { type: "integer" },
@@ -186,12 +227,13 @@ export const leaderboardRowSchema = {
     broker: { type: ["string", "null"] },
     equity: { ...intString, description: "USDC base units at the mark" },
     pnl: { ...intString, description: "USDC base units since the session opened" },
-    pnlDisplay: { type: "string" },
   },
 } as const;
 
 export const topPromptSchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["sessionId", "rank", "account", "brokerId", "prompt", "pnl"],
   properties: {
     sessionId: { type: "integer" },
     rank: { type: "integer" },
@@ -205,17 +247,24 @@ export const topPromptSchema = {
 export const brokerSchema = {
   type: "object",
   additionalProperties: true,
+  required: ["id", "name", "kind", "available"],
   properties: {
     id: { type: "string" },
     name: { type: "string" },
-    kind: { type: "string", description: "ai or rule-based" },
+    kind: { type: "string", enum: ["ai", "rule"] },
     available: { type: "boolean" },
-    reason: { type: "string" },
+    reason: { type: "string", description: "why an AI broker is unavailable" },
+    description: { type: "string" },
   },
 } as const;
 
 export const accountSchema = {
   type: "object",
+  additionalProperties: false,
+  required: [
+    "account", "accountId", "brokerId", "pairs", "repromptUsed", "inventory", "openOrders", "marginStatus", "equity", "initialMargin",
+    "maintenanceMargin", "pnl",
+  ],
   properties: {
     account: { type: "string" },
     accountId: { type: ["integer", "null"] },
@@ -226,6 +275,8 @@ export const accountSchema = {
       type: "array",
       items: {
         type: "object",
+        additionalProperties: false,
+        required: ["token", "index", "amount", "reserved", "onChain"],
         properties: {
           token: { type: "string" },
           index: { type: "integer" },
@@ -239,11 +290,13 @@ export const accountSchema = {
       type: "array",
       items: {
         type: "object",
+        additionalProperties: false,
+        required: ["id", "pair", "side", "type", "price", "size", "remaining"],
         properties: {
           id: { type: "integer" },
           pair: { type: "string" },
-          side: { type: "string" },
-          type: { type: "string" },
+          side: { type: "string", enum: ["buy", "sell"] },
+          type: { type: "string", enum: ["limit", "ioc", "post_only"] },
           price: { type: "integer" },
           size: { type: "integer" },
           remaining: { type: "integer" },
@@ -260,9 +313,11 @@ export const accountSchema = {
 
 export const settlementSchema = {
   type: "object",
+  additionalProperties: false,
+  required: ["sessionId", "status", "batchCount", "batchesConfirmed", "batchRoot", "fillLogHash", "deltaCount", "onChain", "transactions"],
   properties: {
     sessionId: { type: "integer" },
-    status: { type: "string", description: "not_started, planned, begun, finalized or voided" },
+    status: { type: "string", enum: ["not_started", "planned", "begun", "finalized", "voided"] },
     batchCount: { type: "integer" },
     batchesConfirmed: { type: "integer" },
     batchRoot: { type: ["string", "null"] },
@@ -270,12 +325,16 @@ export const settlementSchema = {
     deltaCount: { type: "integer" },
     onChain: {
       type: ["object", "null"],
+      additionalProperties: false,
+      required: ["phase", "batchesPosted", "batchCount"],
       properties: { phase: { type: "string" }, batchesPosted: { type: "integer" }, batchCount: { type: "integer" } },
     },
     transactions: {
       type: "array",
       items: {
         type: "object",
+        additionalProperties: false,
+        required: ["step", "nonce", "hash", "status", "block"],
         properties: { step: { type: "string" }, nonce: { type: "integer" }, hash: { type: "string" }, status: { type: "string" }, block: { type: ["integer", "null"] } },
       },
     },
@@ -284,6 +343,8 @@ export const settlementSchema = {
 
 export const healthSchema = {
   type: "object",
+  additionalProperties: true,
+  required: ["ok", "phase", "sessionId", "chainBlock", "journalSeq", "wsClients"],
   properties: {
     ok: { type: "boolean" },
     phase: { type: "string" },
@@ -296,12 +357,76 @@ export const healthSchema = {
 
 export const pairParam = {
   type: "object",
+  additionalProperties: false,
   required: ["pair"],
   properties: { pair: { type: "string", pattern: "^[A-Za-z0-9]{1,12}[-_/][A-Za-z0-9]{1,12}$", description: "e.g. PEPE-USDC (or PEPE/USDC url-encoded)" } },
 } as const;
 
 export const sessionIdParam = {
   type: "object",
+  additionalProperties: false,
   required: ["id"],
   properties: { id: { type: "integer", minimum: 1 } },
+} as const;
+
+// ---------------------------------------------------------------- the WebSocket stream (/ws)
+// One JSON object per frame with a `type`. order, fill and outcry are conflated per flush: the
+// message repeats its newest event's fields at top level and carries every event in `items`.
+
+
+export const orderEventSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["event", "orderId", "account", "accountId", "pair", "side", "price", "size", "ts"],
+  properties: {
+    event: { type: "string", enum: ["accepted", "cancelled"] },
+    orderId: { type: "integer" },
+    account: { type: "string" },
+    accountId: { type: "integer" },
+    pair: { type: "string" },
+    side: { type: "string", enum: ["buy", "sell"] },
+    orderType: { type: "string", enum: ["limit", "ioc", "post_only"] },
+    price: { type: "integer" },
+    size: { type: "integer", description: "lots: the order's size when accepted, what was left when cancelled" },
+    reason: { type: "string", description: "why it was cancelled" },
+    ts: ms,
+  },
+} as const;
+
+export const streamSchemas = {
+  hello: {
+    type: "object",
+    additionalProperties: false,
+    required: ["serverTime"],
+    properties: {
+      session: sessionSchema,
+      books: { type: "object", additionalProperties: bookSchema },
+      trades: { type: "object", additionalProperties: { type: "array", items: tradeSchema } },
+      outcry: { type: "array", items: outcrySchema },
+      leaderboard: { type: "array", items: leaderboardRowSchema },
+      serverTime: ms,
+    },
+  },
+  phase: { type: "object", additionalProperties: false, required: ["session"], properties: { session: sessionSchema } },
+  order: {
+    type: "object",
+    additionalProperties: false,
+    required: [...orderEventSchema.required, "items"],
+    properties: { ...orderEventSchema.properties, items: { type: "array", items: orderEventSchema } },
+  },
+  fill: {
+    type: "object",
+    additionalProperties: false,
+    required: [...tradeSchema.required, "items"],
+    properties: { ...tradeSchema.properties, items: { type: "array", items: tradeSchema } },
+  },
+  outcry: {
+    type: "object",
+    additionalProperties: false,
+    required: [...outcrySchema.required, "items"],
+    properties: { ...outcrySchema.properties, items: { type: "array", items: outcrySchema } },
+  },
+  pnl: { type: "object", additionalProperties: false, required: ["rows"], properties: { rows: { type: "array", items: leaderboardRowSchema } } },
+  book: bookSchema,
+  settlement: settlementSchema,
 } as const;

@@ -1,9 +1,9 @@
-// The keeper service behind the HTTP/WS surface: signed user actions (verify, check the phase,
-// apply and consume the nonce in one database transaction), public reads served from views the
-// pit caches between commands, and the stream hub. The session itself runs in SessionRunner.
+// The keeper service behind the HTTP/WS surface: signed user actions (verify, check, apply and
+// consume the nonce in one database transaction; the rules themselves live with the session and
+// the brokers), public reads served from views the pit caches between commands, and the stream.
+// The session itself runs in SessionRunner; this layer only reads it and asks it.
 import type { Address } from "viem";
-import { getAddress, isAddress } from "viem";
-import type { KeeperConfig } from "../config.ts";
+import { getAddress } from "viem";
 import type { Db } from "../store/database.ts";
 import { durable, transaction } from "../store/database.ts";
 import { isNonceUsed, pruneNonces, useNonce } from "../store/nonces.ts";
@@ -16,17 +16,25 @@ import { keeperDomain, type ActionType, type KeeperDomain } from "../auth/eip712
 import { verifyAction } from "../auth/verify.ts";
 import type { ActionOptions, ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView } from "./port.ts";
 import type { Deployment } from "../chain/deployment.ts";
-import { readOnChainSession, progressOf, type SettlementProgress } from "../settlement/submit.ts";
-import type { SessionRunner } from "../session/runner.ts";
+import { readOnChainSession, progressOf } from "../settlement/submit.ts";
+import type { ChainPorts, SessionRunner } from "../session/runner.ts";
+import type { SessionPit } from "../session/pit.ts";
 import type { StreamHub } from "../stream/hub.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { CatalogueEntry } from "../brokers/catalogue.ts";
 import { publicEntry } from "../brokers/catalogue.ts";
 import type { Clock } from "../executor/clock.ts";
-import type { ChainPorts } from "../session/runner.ts";
+import { PitViews } from "./pit-views.ts";
+import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SessionWire, SettlementWire, TopPromptWire, TradeWire } from "./wire.ts";
+
+/** What the service needs of the keeper's configuration. */
+export interface ServiceConfig {
+  chainId: number;
+  maxSignedExpirySec: number;
+}
 
 export interface KeeperServiceDeps {
-  config: KeeperConfig;
+  config: ServiceConfig;
   db: Db;
   deployment: Deployment;
   runner: SessionRunner;
@@ -45,7 +53,6 @@ const refusal = (status: Refusal["status"], error: string, message: string, fiel
 export class KeeperService implements KeeperPort {
   readonly #d: KeeperServiceDeps;
   readonly #domain: KeeperDomain;
-  #outcry: { account: string; accountId: number; broker: string; line: string; ts: number }[] = [];
   #lastPrune = 0;
 
   constructor(deps: KeeperServiceDeps) {
@@ -55,75 +62,98 @@ export class KeeperService implements KeeperPort {
 
   // ---------------------------------------------------------------- reads
 
-  session() {
-    return this.#d.runner.sessionView();
+  #views: PitViews | null = null;
+
+  /** The views of the runner's current pit (rebuilt when the session gets a new pit). */
+  #pitViews(): PitViews | null {
+    const pit = this.#d.runner.pit;
+    if (pit === null) return null;
+    if (this.#views?.pit !== pit) this.#views = new PitViews(pit, this.#d.runner.market.pairs, this.#d.clock);
+    return this.#views;
   }
 
-  #outcryCount = 0;
+  session(): SessionWire {
+    const r = this.#d.runner;
+    const c = r.current;
+    const fees = r.market.engine.fees;
+    return {
+      id: c.id,
+      phase: c.phase,
+      phaseStartedAt: c.phaseStartedAt,
+      phaseEndsAt: c.phaseEndsAt,
+      serverTime: this.#d.clock.now(),
+      chainId: this.#d.config.chainId,
+      vault: this.#d.deployment.vault,
+      durations: r.durations,
+      tokens: r.tokens,
+      pairs: r.market.pairs.map((p) => ({
+        id: p.id,
+        symbol: p.symbol,
+        base: p.baseSymbol,
+        quote: p.quoteSymbol,
+        baseIndex: p.base,
+        quoteIndex: p.quote,
+        referencePrice: p.referencePrice,
+        referencePriceTicks: p.referencePriceTicks,
+        lotSize: p.lotSize.toString(),
+        quotePerTickLot: p.quotePerTickLot,
+        minSizeLots: p.minSizeLots,
+        maxSizeLots: p.maxSizeLots,
+        priceBandBps: p.priceBandBps,
+        baseDecimals: p.baseDecimals,
+        quoteDecimals: p.quoteDecimals,
+        takerFeeBps: fees.takerBps,
+        makerFeeBps: fees.makerBps,
+      })),
+    };
+  }
 
   readVersion(): string {
     const r = this.#d.runner;
-    return `${r.current?.id}:${r.current?.phase}:${r.pit?.version ?? 0}:${this.#outcryCount}`;
+    return `${r.current?.id}:${r.current?.phase}:${r.pit?.version ?? 0}:${r.outcry.count}`;
   }
 
   #pair(symbol: string) {
     return this.#d.runner.market.pairs.find((p) => p.symbol === symbol);
   }
 
-  book(pair: string, levels: number) {
+  book(pair: string, levels: number): BookWire | undefined {
     const meta = this.#pair(pair);
     if (meta === undefined) return undefined;
-    const pit = this.#d.runner.pit;
-    if (pit === null) return { pair, bids: [], asks: [], mid: null, mark: null, midDisplay: null, ts: this.#d.clock.now() };
-    return pit.bookView(meta.id, levels);
+    const views = this.#pitViews();
+    if (views === null) return { pair, bids: [], asks: [], mid: null, mark: null, ts: this.#d.clock.now() };
+    return views.book(meta.id, levels);
   }
 
-  trades(pair: string, limit: number) {
+  trades(pair: string, limit: number): TradeWire[] | undefined {
     const meta = this.#pair(pair);
     if (meta === undefined) return undefined;
-    return this.#d.runner.pit?.tradesView(meta.id, limit) ?? [];
+    return this.#pitViews()?.trades(meta.id, limit) ?? [];
   }
 
-  outcry(limit: number) {
-    return this.#outcry.slice(-limit).reverse();
+  outcry(limit: number): OutcryWire[] {
+    return this.#d.runner.outcry.newest(limit);
   }
 
-  /** Outcry lines recorded since the keeper started (the API thread's feed follows it). */
-  get outcryCount(): number {
-    return this.#outcryCount;
+  leaderboard(): LeaderboardRowWire[] {
+    return this.#pitViews()?.leaderboard(this.#d.runner.participants) ?? [];
   }
 
-  /** Called by the executor for each broker reply's shouted line. */
-  recordOutcry(accountId: number, broker: string, line: string): void {
-    if (line.trim() === "") return;
-    const p = this.#d.runner.participants.find((x) => x.accountId === accountId);
-    const entry = { account: p?.address ?? "", accountId, broker, line: line.slice(0, 280), ts: this.#d.clock.now() };
-    this.#outcry.push(entry);
-    this.#outcryCount++;
-    if (this.#outcry.length > 1_000) this.#outcry = this.#outcry.slice(-500);
-    this.#d.hub.publish("outcry", entry);
-  }
-
-  leaderboard() {
-    const pit = this.#d.runner.pit;
-    return pit === null ? [] : pit.leaderboardView(this.#d.runner.participants);
-  }
-
-  topPrompts() {
+  topPrompts(): TopPromptWire[] {
     return listTopPrompts(this.#d.db, 5).map((t) => ({ sessionId: t.sessionId, rank: t.rank, account: t.address, brokerId: t.brokerId, prompt: t.prompt, pnl: t.pnl }));
   }
 
-  brokers() {
-    return this.#d.catalogue.map((e) => ({ ...publicEntry(e), name: e.displayName }));
+  brokers(): BrokerWire[] {
+    return this.#d.catalogue.map((e) => ({ ...publicEntry(e), name: e.displayName }) as BrokerWire);
   }
 
-  account(address: string) {
+  account(address: string): AccountWire {
     const db = this.#d.db;
     const runner = this.#d.runner;
     const accountId = accountIdOf(db, address) ?? null;
     const user = getUser(db, address);
-    const pit = runner.pit;
-    const view = accountId === null || pit === null ? null : pit.accountView(accountId);
+    const views = this.#pitViews();
+    const view = accountId === null || views === null ? null : views.account(accountId);
     const inventory = this.#d.deployment.tokens.map((t) => {
       const pos = view?.positions.find((p) => p.asset === t.index);
       const onChain = accountId === null ? 0n : getBalance(db, accountId, t.index);
@@ -155,7 +185,7 @@ export class KeeperService implements KeeperPort {
     return getFillLog(this.#d.db, sessionId);
   }
 
-  async settlement(sessionId: number): Promise<SettlementProgress | undefined> {
+  async settlement(sessionId: number): Promise<SettlementWire | undefined> {
     if (getSession(this.#d.db, sessionId) === undefined) return undefined;
     const chain = this.#d.chain;
     const onChain = chain === null ? null : await readOnChainSession(chain.clients.publicClient, this.#d.deployment.vault, sessionId);
@@ -166,16 +196,14 @@ export class KeeperService implements KeeperPort {
     return this.#domain;
   }
 
-  health() {
+  health(): HealthWire {
     const runner = this.#d.runner;
+    const c = getCursor(this.#d.db);
     return {
       ok: runner.current !== undefined,
       phase: runner.current?.phase ?? "starting",
       sessionId: runner.current?.id ?? 0,
-      chainBlock: (() => {
-        const c = getCursor(this.#d.db);
-        return c === undefined ? null : Number(c);
-      })(),
+      chainBlock: c === undefined ? null : Number(c),
       journalSeq: runner.pit?.seq ?? 0,
       wsClients: this.#d.hub.size,
     };
@@ -190,20 +218,48 @@ export class KeeperService implements KeeperPort {
   }
 
   subscribe(client: StreamClient) {
-    return this.#d.hub.add(client);
+    return this.#d.hub.add(client, this.hello());
   }
 
   /** The hello snapshot a new subscriber gets first. */
   hello() {
     const runner = this.#d.runner;
     if (runner.current === undefined) return { serverTime: this.#d.clock.now() };
-    const books: Record<string, unknown> = {};
-    const trades: Record<string, unknown> = {};
+    const books: Record<string, BookWire> = {};
+    const trades: Record<string, TradeWire[]> = {};
     for (const p of runner.market.pairs) {
-      books[p.symbol] = this.book(p.symbol, 10);
-      trades[p.symbol] = this.trades(p.symbol, 50);
+      books[p.symbol] = this.book(p.symbol, 10)!;
+      trades[p.symbol] = this.trades(p.symbol, 50)!;
     }
     return { session: this.session(), books, trades, outcry: this.outcry(50), leaderboard: this.leaderboard(), serverTime: this.#d.clock.now() };
+  }
+
+  // ---------------------------------------------------------------- what the API thread's feed follows
+
+  /** The runner's current pit (its identity changes with each session). */
+  currentPit(): SessionPit | null {
+    return this.#d.runner.pit;
+  }
+
+  /** The pair symbols of the session's market, in order, with their ids. */
+  pairs(): { id: number; symbol: string }[] {
+    return this.#d.runner.market.pairs.map((p) => ({ id: p.id, symbol: p.symbol }));
+  }
+
+  /** A key that changes whenever the session's phase or clock does (null before the first session). */
+  sessionKey(): string | null {
+    const cur = this.#d.runner.current as SessionRunner["current"] | undefined;
+    return cur === undefined ? null : `${cur.id}:${cur.phase}:${cur.phaseStartedAt}:${cur.phaseEndsAt}`;
+  }
+
+  /** Trades the pit keeps per pair (a read never gets more). */
+  get tradesKept(): number {
+    return this.#d.runner.market.engine.recentTradesKept;
+  }
+
+  /** Outcry lines recorded since the keeper started (the API thread's feed follows it). */
+  get outcryCount(): number {
+    return this.#d.runner.outcry.count;
   }
 
   // ---------------------------------------------------------------- signed actions
@@ -326,19 +382,18 @@ export class KeeperService implements KeeperPort {
   reprompt(req: Signed & { prompt: string }, opts: ActionOptions = {}) {
     return this.#userAction("Reprompt", req, opts, { prompt: req.prompt }, (id) => {
       const runner = this.#d.runner;
+      const checked = runner.reprompt(id, req.account, req.prompt);
+      if (!checked.ok) {
+        const status = checked.code === "empty" || checked.code === "too_long" ? 400 : 409;
+        return { status, error: checked.code, message: checked.message, field: checked.code === "not_participating" ? "account" : "prompt" };
+      }
       const cur = runner.current;
-      if (cur.phase !== "trading") {
-        return { status: 409, error: "wrong_phase", message: `re-prompts are only taken while trading (now ${cur.phase})`, field: "prompt" };
-      }
-      if (!runner.participants.some((p) => p.accountId === id)) {
-        return { status: 409, error: "not_participating", message: `${req.account} has no broker in session ${cur.id}`, field: "account" };
-      }
-      if (!recordReprompt(this.#d.db, cur.id, req.account, req.prompt, this.#d.clock.now())) {
+      if (!recordReprompt(this.#d.db, cur.id, req.account, checked.prompt, this.#d.clock.now())) {
         return { status: 409, error: "reprompt_used", message: `the one re-prompt of session ${cur.id} was already used`, field: "prompt" };
       }
-      runner.reprompt(id, req.prompt);
+      runner.deliverReprompt(id, checked.prompt);
       const u = getUser(this.#d.db, req.account) ?? { address: req.account.toLowerCase(), brokerId: null, prompt: null, pairs: null, updatedAt: 0 };
-      return this.#view({ ...u, prompt: req.prompt }, id, cur.id);
+      return this.#view({ ...u, prompt: checked.prompt }, id, cur.id);
     });
   }
 
@@ -347,43 +402,18 @@ export class KeeperService implements KeeperPort {
     if (auth !== null) return { ok: false, refusal: auth };
     const id = this.#registered(req.account);
     if (typeof id !== "number") return { ok: false, refusal: id };
-    const runner = this.#d.runner;
-    const cur = runner.current;
     const count = (status: number) => this.#d.metrics.actions.inc({ action: "WithdrawalRequest", status: String(status) });
-    if (cur.phase !== "trading") {
-      count(409);
-      const hint = cur.phase === "pre_session" || cur.phase === "settled" ? ": no session is running, withdraw directly from the vault" : "";
-      return refusal(409, "wrong_phase", `withdrawal permits are only signed while trading (now ${cur.phase})${hint}`, "token");
-    }
-    const token = runner.tokensByAddress.get(req.token.toLowerCase());
-    if (token === undefined || !runner.market.engine.assets.some((a) => a.id === token.index)) {
-      count(400);
-      return refusal(400, "unknown_token", `${req.token} is not a token traded in this session`, "token");
-    }
     const chain = this.#d.chain;
-    const pit = runner.pit;
-    if (chain === null || pit === null) {
-      count(503);
-      return refusal(503, "unavailable", "the keeper has no chain connection to sign permits", "token");
-    }
     const amount = BigInt(req.amount);
-    const deadline = Math.floor(this.#d.clock.now() / 1000) + 3600;
-    const nonce = (BigInt(cur.id) << 64n) | BigInt(pit.seq + 1);
-    // Liabilities are checked on the read view first, so a refusal leaves no trace at all.
-    if (pit.engine.account(id).positions.some((p) => p.units < 0)) {
-      count(409);
-      return refusal(409, "has_liabilities", `${req.account} owes the pit (a negative balance): no withdrawal until it is covered`, "account");
-    }
-    // Reserve in the pit (journaled) before signing, so a signed permit always has its amount set
-    // aside. The command is journaled even if the engine refuses it (the journal holds refusals too).
     const db = this.#d.db;
-    let result: ReturnType<typeof pit.apply>;
+    let reserved: ReturnType<SessionRunner["reserveWithdrawal"]>;
     try {
-      result = transaction(db, () => {
+      // Reserved in the pit (journaled) before signing, so a signed permit always has its amount
+      // set aside; the nonce is consumed in the same transaction.
+      reserved = this.#d.runner.reserveWithdrawal(id, req.token, amount, () => {
         if (!useNonce(db, req.account, req.nonce, Number(req.expiry))) {
           throw { status: 401, error: "replayed_nonce", message: `nonce ${req.nonce} was already used by ${req.account}`, field: "nonce" } satisfies Refusal;
         }
-        return pit.apply({ type: "withdraw", user: id, asset: token.index, amount });
       });
     } catch (err) {
       if (typeof err === "object" && err !== null && "status" in err) {
@@ -392,15 +422,15 @@ export class KeeperService implements KeeperPort {
       }
       throw err;
     }
-    if (!result.ok) {
-      const status = result.reason === "bad_amount" || result.reason === "amount_too_large" ? 400 : 409;
-      count(status);
-      return refusal(status, result.reason, result.message, result.reason === "has_liabilities" ? "account" : "amount");
+    if (!reserved.ok) {
+      count(reserved.status);
+      return refusal(reserved.status, reserved.code, reserved.message, reserved.field);
     }
-    const signature = await chain.permits.sign({ account: getAddress(req.account), token: token.address, amount, sessionId: cur.id, nonce, deadline: BigInt(deadline) });
-    durable(db, () =>
-      putPermit(db, { address: req.account, nonce: nonce.toString(), sessionId: cur.id, tokenIndex: token.index, amount, deadline, signature, status: "open" }),
-    );
+    const { sessionId, token, seq } = reserved;
+    const nonce = (BigInt(sessionId) << 64n) | BigInt(seq);
+    const deadline = Math.floor(this.#d.clock.now() / 1000) + 3600;
+    const signature = await chain!.permits.sign({ account: getAddress(req.account), token: token.address, amount, sessionId, nonce, deadline: BigInt(deadline) });
+    durable(db, () => putPermit(db, { address: req.account, nonce: nonce.toString(), sessionId, tokenIndex: token.index, amount, deadline, signature, status: "open" }));
     count(200);
     return {
       ok: true,
@@ -408,7 +438,7 @@ export class KeeperService implements KeeperPort {
         account: getAddress(req.account),
         token: token.address,
         amount: amount.toString(),
-        sessionId: cur.id,
+        sessionId,
         nonce: nonce.toString(),
         deadline,
         signature,
@@ -422,7 +452,7 @@ export class KeeperService implements KeeperPort {
     return this.#d.chain?.clients.settler.address ?? this.#d.deployment.settler;
   }
 
-  async adminSettle(req: Omit<Signed, "account"> & { sessionId: number }, opts: ActionOptions = {}): Promise<ActionOutcome<unknown>> {
+  async adminSettle(req: Omit<Signed, "account"> & { sessionId: number }, opts: ActionOptions = {}): Promise<ActionOutcome<SettlementWire>> {
     const settler = this.settler();
     const auth = await this.#authorize("Admin", { action: "settle", sessionId: req.sessionId }, { ...req, account: settler }, opts, settler);
     if (auth !== null) return { ok: false, refusal: auth };
@@ -435,8 +465,4 @@ export class KeeperService implements KeeperPort {
     const progress = await this.#d.runner.settle(req.sessionId);
     return { ok: true, value: progress };
   }
-}
-
-export function isHexAddress(a: string): a is Address {
-  return isAddress(a);
 }

@@ -44,8 +44,3 @@ export interface DecisionRecord {
 export interface DecisionSink {
   decision?(record: DecisionRecord): void;
 }
-
-/** JSON-safe form of a record (bigints as strings), for log lines. */
-export function recordToJson(r: DecisionRecord): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v))) as Record<string, unknown>;
-}

@@ -1,6 +1,7 @@
 // What a broker sees and what it may answer. The context is only the pit (one user's view of it):
 // no other user's prompt, outcry or identity ever appears here, so nothing can leak into a request.
-import type { MarginStatus, OrderType, Phase, Side } from "../executor/pit-port.ts";
+import type { SessionPhase as Phase } from "../core/phases.ts";
+import type { MarginStatus, OrderType, Side } from "../core/types.ts";
 
 export type { MarginStatus, OrderType, Phase, Side };
 

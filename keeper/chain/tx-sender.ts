@@ -45,7 +45,7 @@ export interface TxSenderOptions {
   bumpPercent: number;
   pollMs: number;
   log?: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void };
-  /** Called right after a step's first broadcast: the crash-test hook. */
+  /** Called right after a step's first broadcast (metrics). */
   afterBroadcast?: (step: string) => void;
 }
 

@@ -86,9 +86,9 @@ export interface EndTradingCommand extends CommandHeader {
   readonly type: "end_trading";
 }
 
-/** closing -> settled: closing cross, bankruptcies, netting, leaderboard. */
-export interface SettleCommand extends CommandHeader {
-  readonly type: "settle";
+/** closing -> settling: closing cross, bankruptcies, netting, leaderboard (core/phases.ts). */
+export interface CloseOutCommand extends CommandHeader {
+  readonly type: "close_out";
 }
 
 export type Command =
@@ -101,7 +101,7 @@ export type Command =
   | ReplaceCommand
   | LiquidateCommand
   | EndTradingCommand
-  | SettleCommand;
+  | CloseOutCommand;
 
 export type CommandType = Command["type"];
 

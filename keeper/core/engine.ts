@@ -9,8 +9,8 @@
 // Events are built after the match, as immutable records, in the order things happened.
 //
 // Session lifecycle, an explicit transition table (anything else is "invalid_transition"):
-//   pre_session --start_trading--> trading --end_trading--> closing --settle--> settled
-// Which commands each phase accepts is the ALLOWED table below.
+//   pre_session --start_trading--> trading --end_trading--> closing --close_out--> settling
+// (the engine's part of core/phases.ts). Which commands each phase accepts is the ALLOWED table below.
 
 import { OrderBook } from "./book.ts";
 import { closingCross, valueAt, type ClosingInput } from "./closing.ts";
@@ -63,8 +63,9 @@ import type {
   PairId,
   RejectCode,
   SessionPhase,
-  Settlement,
+  CloseOut,
 } from "./types.ts";
+import { SESSION_TRANSITIONS, type EngineStep } from "./phases.ts";
 
 export interface EngineOptions {
   /** "naive" runs the reference book (for tests comparing the two). */
@@ -75,10 +76,10 @@ const SIDE_NAME = ["buy", "sell"] as const;
 const TYPE_NAME = ["limit", "ioc", "post_only"] as const;
 
 /** Session phase transitions: command -> (from -> to). Orders follow ORDER_TRANSITIONS (types.ts). */
-const TRANSITIONS: Readonly<Record<"start_trading" | "end_trading" | "settle", readonly [SessionPhase, SessionPhase]>> = {
-  start_trading: ["pre_session", "trading"],
-  end_trading: ["trading", "closing"],
-  settle: ["closing", "settled"],
+const TRANSITIONS: Readonly<Record<EngineStep, readonly [SessionPhase, SessionPhase]>> = {
+  start_trading: SESSION_TRANSITIONS.start_trading,
+  end_trading: SESSION_TRANSITIONS.end_trading,
+  close_out: SESSION_TRANSITIONS.close_out,
 };
 
 /** Phases in which a non-transition command may run, and the code when it may not. */
@@ -122,7 +123,7 @@ export interface EngineSnapshot {
   readonly accounts: readonly SnapshotAccount[];
   readonly books: readonly { readonly pair: PairId; readonly orders: readonly SnapshotOrder[] }[];
   readonly recentTrades: readonly { readonly pair: PairId; readonly trades: readonly FillEvent[] }[];
-  readonly settlement: unknown;
+  readonly closeOut: unknown;
 }
 
 // ------------------------------------------------------------------ engine
@@ -153,7 +154,7 @@ export class Engine {
   private lastTsValue = 0;
   private nextTradeId = 1;
   private closingMarks: number[] | null = null;
-  private settlementValue: Settlement | null = null;
+  private closeOutValue: CloseOut | null = null;
 
   constructor(given: EngineConfig, options: EngineOptions = {}) {
     // validate what was given, then keep a private copy: a caller mutating its object cannot
@@ -233,7 +234,7 @@ export class Engine {
         break;
       case "start_trading":
       case "end_trading":
-      case "settle":
+      case "close_out":
         result = this.transition(cmd);
         break;
       default:
@@ -471,7 +472,7 @@ export class Engine {
       }
     }
     events.push({ kind: "phase_changed", seq, ts, from, to });
-    if (cmd.type === "settle") events.push(this.settle(seq, ts));
+    if (cmd.type === "close_out") events.push(this.closeOutSession(seq, ts));
     this.phaseValue = to;
     return { ok: true, seq, events };
   }
@@ -696,7 +697,7 @@ export class Engine {
     list.push(fill);
   }
 
-  private settle(seq: number, ts: number): EngineEvent {
+  private closeOutSession(seq: number, ts: number): EngineEvent {
     const L = this.ledger;
     const marks = this.closingMarks!;
     const quoteUnit = this.rc.units[this.quoteIndex]!;
@@ -735,7 +736,7 @@ export class Engine {
     };
     const board = leaderboard({ deltas, stakes, price: priceOf, exclude: [this.config.treasury, this.config.insurance] });
     const closingPrices = pairs.map((p, pi) => ({ pair: p.id, priceTicks: marks[pi]! }));
-    this.settlementValue = {
+    this.closeOutValue = {
       sessionId: this.config.sessionId,
       closingPrices,
       adjustments: closing.adjustments,
@@ -745,7 +746,7 @@ export class Engine {
       leaderboard: board,
       top10: top(board, 10),
     };
-    return { kind: "session_settled", seq, ts, closingPrices, bankruptUsers: closing.bankruptUsers };
+    return { kind: "closed_out", seq, ts, closingPrices, bankruptUsers: closing.bankruptUsers };
   }
 
   // ---------------------------------------------------------------- marks
@@ -933,9 +934,9 @@ export class Engine {
     return out;
   }
 
-  /** The closing cross, deltas and leaderboard, once settled. */
-  settlement(): Settlement | null {
-    return this.settlementValue;
+  /** The closing cross, deltas and leaderboard, once closed out. */
+  closeOut(): CloseOut | null {
+    return this.closeOutValue;
   }
 
   /** Number of resting orders per pair (monitoring). */
@@ -978,7 +979,7 @@ export class Engine {
         orders: book.orders().map((o): SnapshotOrder => [o.orderId, L.ids[o.owner]!, SIDE_NAME[o.side], TYPE_NAME[o.type], o.price, o.remaining, o.size]),
       })),
       recentTrades: this.trades.map((list, pi) => ({ pair: this.config.pairs[pi]!.id, trades: list.slice(-keep).map((f) => ({ ...f })) })),
-      settlement: this.settlementValue === null ? null : settlementToJson(this.settlementValue),
+      closeOut: this.closeOutValue === null ? null : closeOutToJson(this.closeOutValue),
     };
   }
 
@@ -1019,7 +1020,7 @@ export class Engine {
       }
     });
     s.recentTrades.forEach((t, pi) => (this.trades[pi] = t.trades.map((f) => ({ ...f }))));
-    this.settlementValue = s.settlement === null ? null : settlementFromJson(s.settlement as SettlementJson);
+    this.closeOutValue = s.closeOut === null ? null : closeOutFromJson(s.closeOut as CloseOutJson);
     this.refreshMarks();
   }
 
@@ -1071,9 +1072,9 @@ function describe(code: RejectCode, price: number, size: number): string {
   }
 }
 
-type SettlementJson = ReturnType<typeof settlementToJson>;
+type CloseOutJson = ReturnType<typeof closeOutToJson>;
 
-function settlementToJson(s: Settlement) {
+function closeOutToJson(s: CloseOut) {
   return {
     sessionId: s.sessionId,
     closingPrices: s.closingPrices.map((p) => ({ ...p })),
@@ -1085,7 +1086,7 @@ function settlementToJson(s: Settlement) {
   };
 }
 
-function settlementFromJson(j: SettlementJson): Settlement {
+function closeOutFromJson(j: CloseOutJson): CloseOut {
   const board = j.leaderboard.map((e) => ({ ...e, pnl: BigInt(e.pnl) }));
   return {
     sessionId: j.sessionId,

@@ -28,7 +28,8 @@ export type OrderId = number;
 
 export type Side = "buy" | "sell";
 export type OrderType = "limit" | "ioc" | "post_only";
-export type SessionPhase = "pre_session" | "trading" | "closing" | "settled";
+export type { SessionPhase } from "./phases.ts";
+import type { SessionPhase } from "./phases.ts";
 export type MarginStatus = "ok" | "below_im" | "below_mm";
 
 /** Largest quote value (in quote core units) of one position the margin engine works with. */
@@ -236,8 +237,8 @@ export interface LiquidatedEvent extends EventHeader {
   readonly covered: boolean;
 }
 
-export interface SessionSettledEvent extends EventHeader {
-  readonly kind: "session_settled";
+export interface ClosedOutEvent extends EventHeader {
+  readonly kind: "closed_out";
   readonly closingPrices: readonly { readonly pair: PairId; readonly priceTicks: number }[];
   readonly bankruptUsers: readonly AccountId[];
 }
@@ -251,7 +252,7 @@ export type EngineEvent =
   | WithdrawnEvent
   | PhaseChangedEvent
   | LiquidatedEvent
-  | SessionSettledEvent;
+  | ClosedOutEvent;
 
 // ------------------------------------------------------------------ results
 
@@ -370,7 +371,8 @@ export interface LeaderboardEntry {
   readonly returnBps: number;
 }
 
-export interface Settlement {
+/** The session's result off-chain: what the close-out step produced, for settlement on-chain. */
+export interface CloseOut {
   readonly sessionId: number;
   readonly closingPrices: readonly { readonly pair: PairId; readonly priceTicks: number }[];
   readonly adjustments: readonly ClosingAdjustment[];

@@ -1,14 +1,13 @@
-// The executor's narrow view of the pit. The keeper service adapts the exchange core's Engine to
-// this port (engine read views + `apply(command)`), so the session loop never depends on how the
+// The executor's narrow view of the pit. The session layer adapts the pit to this port
+// (session/executor-port.ts: engine read views, and commands through the journal), so the session loop never depends on how the
 // book or the margin engine are built, and tests can drive the loop over any pit.
 //
 // Units: prices are integer ticks and sizes integer lots of one pair; money (inventory, equity,
 // margin, PnL, fees) is bigint in the asset's base units, as everywhere in the keeper.
 
-export type Side = "buy" | "sell";
-export type OrderType = "limit" | "ioc" | "post_only";
-export type MarginStatus = "ok" | "below_im" | "below_mm";
-export type Phase = "pre_session" | "trading" | "closing" | "settling";
+import type { SessionPhase } from "../core/phases.ts";
+import type { MarginStatus, OrderType, Side } from "../core/types.ts";
+export type { MarginStatus, OrderType, Side };
 
 export interface AssetView {
   asset: number;
@@ -100,7 +99,7 @@ export interface FillView {
 
 export interface PhaseView {
   sessionId: number;
-  phase: Phase;
+  phase: SessionPhase;
   /** When the current phase ends (the pit's clock, ms). */
   endsAtMs: number;
 }

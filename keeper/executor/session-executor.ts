@@ -9,12 +9,13 @@
 // at its spend cap, an AI broker is served by the built-in default strategy and says so.
 import type { DecisionRecord, DecisionSink, DecisionSource, Refusal } from "../brokers/decision-log.ts";
 import { addRecord, emptySummary, lessonsFromSummary, summaryText, type LogSummary } from "../brokers/lessons.ts";
-import { mixSeed } from "../brokers/rule/rng.ts";
+import { mixSeed } from "../core/prng.ts";
 import { RuleBroker, SYSTEM_DEFAULT_STRATEGY, systemDefaultDecision } from "../brokers/rule/rule-broker.ts";
 import { clipOutcry } from "../brokers/rule/book-math.ts";
 import { formatUsd, type SpendLedger } from "../brokers/spend-ledger.ts";
 import type { Broker, BrokerContext, BrokerFailure, BrokerResult, CallInfo, Decision, Directive, Purpose } from "../brokers/types.ts";
 import { PLAN_MAX_CHARS } from "../brokers/decision-schema.ts";
+import { checkPrompt } from "../brokers/prompt-rules.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { buildContext, type BrokerSettings } from "./context-builder.ts";
 import type { MarketView, PairView, PhaseView, PitPort } from "./pit-port.ts";
@@ -37,7 +38,6 @@ export interface ExecutorConfig {
   onTimeBudgetMs: number;
   /** Brokers visited per event-loop turn, so replies and I/O interleave with a large pass. */
   dispatchChunk: number;
-  maxRepromptChars: number;
   /** Recent decision records kept per broker for inspection. */
   keepRecords: number;
   rules: RuleConfig;
@@ -54,7 +54,6 @@ export const DEFAULT_EXECUTOR_CONFIG: ExecutorConfig = {
   errorBackoffMs: 2_000,
   onTimeBudgetMs: 250,
   dispatchChunk: 200,
-  maxRepromptChars: 2_000,
   keepRecords: 20,
   rules: DEFAULT_RULES,
 };
@@ -214,26 +213,15 @@ export class SessionExecutor {
     });
   }
 
-  removeBroker(user: number): void {
-    const s = this.slots.get(user);
-    s?.abort?.abort();
-    this.slots.delete(user);
-  }
-
-  get brokerCount(): number {
-    return this.slots.size;
-  }
-
   /** The user's one re-prompt for this session. */
   reprompt(user: number, text: string): RepromptResult {
     const slot = this.slots.get(user);
     if (slot === undefined) return { ok: false, reason: "unknown_user" };
     if (this.port.phase().phase !== "trading" || this.finished) return { ok: false, reason: "not_trading" };
     if (slot.repromptUsed) return { ok: false, reason: "already_used" };
-    const t = text.trim();
-    if (t === "") return { ok: false, reason: "empty" };
-    if (t.length > this.config.maxRepromptChars) return { ok: false, reason: "too_long" };
-    slot.reprompt = t;
+    const checked = checkPrompt(text);
+    if (!checked.ok) return { ok: false, reason: checked.reason };
+    slot.reprompt = checked.text;
     slot.repromptUsed = true;
     slot.repromptPending = true;
     return { ok: true };
@@ -691,10 +679,6 @@ export class SessionExecutor {
   idle(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  get callsInFlight(): number {
-    return this.inFlight;
   }
 
   snapshotStats(): ExecutorStats {

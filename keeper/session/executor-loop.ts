@@ -6,7 +6,7 @@ import { BrokerFactory } from "../brokers/factory.ts";
 import type { CatalogueEntry } from "../brokers/catalogue.ts";
 import type { Clock } from "../executor/clock.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { LoopFactory, Logger, SessionLoop } from "./runner.ts";
+import type { LoopContext, LoopFactory, Logger, SessionLoop } from "./runner.ts";
 import type { Db } from "../store/database.ts";
 import { getSetting, setSetting } from "../store/database.ts";
 
@@ -17,19 +17,18 @@ export interface LoopDeps {
   metrics: Metrics;
   log: Logger;
   db: Db;
-  onOutcry: (user: number, brokerId: string, line: string) => void;
 }
 
 export function executorLoopFactory(deps: LoopDeps): LoopFactory {
   // One factory for the keeper's life: AI brokers of one catalogue entry share its connections.
   const factory = new BrokerFactory(deps.catalogue);
-  return ({ pit, participants, sessionId }) => {
+  return ({ port, participants, sessionId, onOutcry }) => {
     const exec = new SessionExecutor({
-      port: pit,
+      port,
       clock: deps.clock,
       config: { tickMs: deps.tickMs },
       sink: {
-        event: (e: ExecutorEvent) => onEvent(deps, e),
+        event: (e: ExecutorEvent) => onEvent(deps, e, onOutcry),
         decision: (r) => {
           if (r.call !== undefined || r.failure !== undefined) {
             deps.metrics.modelCalls.inc({ broker: r.brokerId, outcome: r.failure?.code ?? "ok" });
@@ -73,10 +72,10 @@ export function executorLoopFactory(deps: LoopDeps): LoopFactory {
   };
 }
 
-function onEvent(deps: LoopDeps, e: ExecutorEvent): void {
+function onEvent(deps: LoopDeps, e: ExecutorEvent, onOutcry: LoopContext["onOutcry"]): void {
   switch (e.type) {
     case "outcry":
-      deps.onOutcry(e.user, e.brokerId, e.text);
+      onOutcry(e.user, e.brokerId, e.text);
       return;
     case "tick":
       deps.metrics.tickLagMs.observe(Math.max(0, e.report.startLateMs));

@@ -80,19 +80,6 @@ export interface PairMeta extends PairConfig {
   referencePrice: string;
 }
 
-/** Display price (quote tokens per whole base token) of `ticks` (a mid may be a half tick). */
-export function priceDisplay(p: PairMeta, ticks: number): string {
-  // ticks * q quote base units per 10^lotExp tokens; counted in half ticks so a mid is exact.
-  const halves = BigInt(Math.round(ticks * 2));
-  const scaled = halves * BigInt(p.quotePerTickLot) * 5n; // quote base units per lot, times 10
-  const shift = p.quoteDecimals + p.lotExp + 1; // divide by 10^shift
-  if (shift <= 0) return (scaled * pow10(-shift)).toString();
-  const s = scaled.toString().padStart(shift + 1, "0");
-  const int = s.slice(0, s.length - shift);
-  const frac = s.slice(s.length - shift).replace(/0+$/, "");
-  return frac === "" ? int : `${int}.${frac}`;
-}
-
 export function buildMarket(
   deployment: Deployment,
   referencePrices: Record<string, string>,

@@ -1,15 +1,22 @@
-// The session runner: pre_session -> trading -> closing -> settling -> (next session), on the
-// configured clock, with the on-chain steps (startSession, beginSettlement, batches, finalize) in
-// between. Every phase change is stored before it takes effect and every engine command is
-// journaled before it is applied, so `start()` after a crash resumes from the store: it replays
-// the journal to rebuild the book and inventories, then carries on with the phase it was in.
+// The session runner steps through the session lifecycle (core/phases.ts), one step at a time:
+//   pre_session --start_trading--> trading --end_trading--> closing --close_out--> settling --finish--> settled
+// with the on-chain steps (startSession, beginSettlement, batches, finalize) where they belong.
+// Every phase change is stored before it takes effect and every engine command is journaled
+// before it is applied, so `start()` after a crash resumes from the store: it replays the journal
+// (checking the state hashes the journal recorded) to rebuild the book and inventories, then
+// carries on with the phase it was in.
+//
+// Data flows one way: user actions reach the pit through the runner; the pit's commands feed the
+// fill log and the executor; the close-out feeds settlement; settlement feeds the chain. What the
+// outside should see leaves as events (`events`): phase changes, a new pit, outcry lines and
+// settlement progress; the API turns them into the stream.
+import { EventEmitter } from "node:events";
 import type { Address } from "viem";
 import { encodeFunctionData, getAddress } from "viem";
-import type { KeeperConfig } from "../config.ts";
 import type { Db } from "../store/database.ts";
 import { durable, transaction } from "../store/database.ts";
 import { Journal } from "../store/journal.ts";
-import { getSession, latestSession, putSession, type Phase, type SessionRecord } from "../store/sessions.ts";
+import { getSession, latestSession, putSession, type SessionRecord } from "../store/sessions.ts";
 import { accountIdOf, addressOf, getBalance, getCursor, listBalances, putAccount, setBalance, setCursor } from "../store/ledger.ts";
 import { getSettlement, putPlan } from "../settlement/store.ts";
 import { listReprompts, listUsers, getReprompt } from "../store/users.ts";
@@ -18,17 +25,22 @@ import { putFillLog, putTopPrompts } from "../store/published.ts";
 import type { Deployment, TokenInfo } from "../chain/deployment.ts";
 import type { ChainClients } from "../chain/client.ts";
 import type { TxSender } from "../chain/tx-sender.ts";
-import type { VaultEvent, VaultWatcher } from "../chain/watcher.ts";
+import { VaultWatcher, type VaultEvent } from "../chain/watcher.ts";
 import type { PermitSigner } from "../chain/permit-signer.ts";
 import { vaultAbi } from "../chain/vault-abi.ts";
 import type { Clock, TimerHandle } from "../executor/clock.ts";
-import type { StreamHub } from "../stream/hub.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { buildMarket, type PairMeta } from "./pairs.ts";
 import { buildPlan } from "../settlement/plan.ts";
+import type { FillLogRecorder } from "../settlement/recorder.ts";
 import { progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "../settlement/submit.ts";
-import { SessionPit } from "./pit.ts";
-import type { EngineConfig } from "../core/types.ts";
+import type { SessionPit } from "./pit.ts";
+import type { ExecutorPort } from "./executor-port.ts";
+import { openPit, type OpenPit } from "./open-pit.ts";
+import { OutcryFeed, type OutcryLine } from "./outcry.ts";
+import { stepFrom, type SessionPhase, type SessionStep } from "../core/phases.ts";
+import type { CommandResult, EngineConfig } from "../core/types.ts";
+import { checkPrompt } from "../brokers/prompt-rules.ts";
 
 export interface Logger {
   info(o: object, m?: string): void;
@@ -37,11 +49,25 @@ export interface Logger {
   debug(o: object, m?: string): void;
 }
 
+/** The chain as the runner uses it (null: no chain, for API tests). */
 export interface ChainPorts {
   clients: ChainClients;
   sender: TxSender;
-  watcher: VaultWatcher;
   permits: PermitSigner;
+}
+
+/** What the runner needs of the keeper's configuration. */
+export interface RunnerConfig {
+  chainId: number;
+  confirmations: number;
+  chainPollMs: number;
+  preSessionSec: number;
+  tradingSec: number;
+  closingSec: number;
+  /** How long after trading ends the vault waits before anyone may void the session. */
+  settlementWindowSec: number;
+  batchEntries: number;
+  referencePrices: Record<string, string>;
 }
 
 /** A user taking part in a session: fixed when trading starts (changes apply to the next session). */
@@ -60,33 +86,60 @@ export interface SessionLoop {
   reprompt(user: number, prompt: string): void;
 }
 
-export type LoopFactory = (ctx: { pit: SessionPit; participants: Participant[]; sessionId: number; endsAt: number }) => SessionLoop;
+export interface LoopContext {
+  port: ExecutorPort;
+  participants: Participant[];
+  sessionId: number;
+  endsAt: number;
+  /** A broker's shouted line, for the outcry feed. */
+  onOutcry(user: number, brokerId: string, line: string): void;
+}
+
+export type LoopFactory = (ctx: LoopContext) => SessionLoop;
+
+export interface RunnerEvents {
+  /** The session moved to a new phase (or a new session opened). */
+  phase: [record: SessionRecord];
+  /** A pit was built for the session (trading started, or rebuilt on resume). */
+  pit: [pit: SessionPit];
+  outcry: [line: OutcryLine];
+  settlement: [progress: SettlementProgress];
+}
 
 export interface RunnerDeps {
-  config: KeeperConfig;
+  config: RunnerConfig;
   db: Db;
   deployment: Deployment;
   chain: ChainPorts | null;
-  hub: StreamHub;
   metrics: Metrics;
   log: Logger;
   clock: Clock;
   createLoop?: LoopFactory;
-  /** Test hook (CME_CRASH_AT): kills the process at a named point. */
-  crash: (point: string) => void;
 }
+
+export type RepromptOutcome = { ok: true; prompt: string } | { ok: false; code: "wrong_phase" | "not_participating" | "empty" | "too_long" | "reprompt_used"; message: string };
+
+export type ReserveOutcome =
+  | { ok: true; sessionId: number; token: TokenInfo; seq: number }
+  | { ok: false; code: string; message: string; field: "token" | "amount" | "account"; status: 400 | 409 | 503 };
 
 export class SessionRunner {
   readonly journal: Journal;
+  readonly events = new EventEmitter<RunnerEvents>();
+  readonly outcry = new OutcryFeed();
   current!: SessionRecord;
   pit: SessionPit | null = null;
+  /** The session's fill log as it is recorded (null before trading). */
+  fillLog: FillLogRecorder | null = null;
+  /** The pit as the executor sees it (null before trading). */
+  port: ExecutorPort | null = null;
   market!: { engine: EngineConfig; pairs: PairMeta[] };
   participants: Participant[] = [];
   treasuryId = 0;
   insuranceId = 0;
+  readonly watcher: VaultWatcher | null;
   readonly #d: RunnerDeps;
   #timer: TimerHandle | undefined;
-  #pnlTimer: NodeJS.Timeout | undefined;
   #loop: SessionLoop | null = null;
   #queue: Promise<unknown> = Promise.resolve();
   #settling: Promise<SettlementProgress> | null = null;
@@ -99,6 +152,22 @@ export class SessionRunner {
     this.journal = new Journal(deps.db);
     this.tokensByAddress = new Map(deps.deployment.tokens.map((t) => [t.address.toLowerCase(), t]));
     this.tokensByIndex = new Map(deps.deployment.tokens.map((t) => [t.index, t]));
+    const chain = deps.chain;
+    this.watcher =
+      chain === null
+        ? null
+        : new VaultWatcher({
+            client: chain.clients.publicClient,
+            vault: deps.deployment.vault,
+            confirmations: deps.config.confirmations,
+            pollMs: deps.config.chainPollMs,
+            cursor: () => getCursor(deps.db) ?? 0n,
+            apply: (events, toBlock) => this.applyVaultEvents(events, toBlock),
+            onError: (err) => {
+              deps.metrics.errors.inc({ where: "watcher" });
+              deps.log.warn({ err }, "chain watcher poll failed");
+            },
+          });
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -108,21 +177,18 @@ export class SessionRunner {
     if (chain !== null) {
       if (getCursor(db) === undefined) setCursor(db, BigInt(deployment.startBlock) - 1n);
       await chain.sender.reconcile();
-      await chain.watcher.poll();
-      chain.watcher.start();
+      await this.watcher!.poll();
+      this.watcher!.start();
     }
     this.treasuryId = await this.#accountId(deployment.treasury);
     this.insuranceId = await this.#accountId(deployment.insurance);
     await this.#enqueue(() => this.#resume());
-    this.#pnlTimer = setInterval(() => this.#publishPnl(), 1_000);
-    this.#pnlTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#timer?.cancel();
-    if (this.#pnlTimer !== undefined) clearInterval(this.#pnlTimer);
-    this.#d.chain?.watcher.stop();
+    this.watcher?.stop();
     await this.#loop?.stop();
     this.#loop = null;
     await this.#queue.catch(() => {});
@@ -154,6 +220,10 @@ export class SessionRunner {
     return id;
   }
 
+  #buildMarket(sessionId: number): void {
+    this.market = buildMarket(this.#d.deployment, this.#d.config.referencePrices, { treasury: this.treasuryId, insurance: this.insuranceId }, sessionId);
+  }
+
   async #resume(): Promise<void> {
     const rec = latestSession(this.#d.db);
     if (rec === undefined || rec.phase === "settled") {
@@ -161,7 +231,7 @@ export class SessionRunner {
       return;
     }
     this.current = rec;
-    this.market = buildMarket(this.#d.deployment, this.#d.config.referencePrices, { treasury: this.treasuryId, insurance: this.insuranceId }, rec.id);
+    this.#buildMarket(rec.id);
     if (rec.phase !== "pre_session") {
       this.participants = (rec.info.participants as Participant[] | undefined) ?? [];
       this.#rebuildPit();
@@ -170,7 +240,7 @@ export class SessionRunner {
     this.#announce();
     if (rec.phase === "trading") this.#startLoop();
     if (rec.phase === "settling") {
-      void this.settle(rec.id).catch(() => {});
+      this.#settleInBackground(rec.id);
       return;
     }
     this.#schedule();
@@ -189,8 +259,10 @@ export class SessionRunner {
     const now = this.#d.clock.now();
     this.current = { id, phase: "pre_session", phaseStartedAt: now, phaseEndsAt: now + this.#d.config.preSessionSec * 1000, startBlock: null, info: {} };
     durable(this.#d.db, () => putSession(this.#d.db, this.current));
-    this.market = buildMarket(this.#d.deployment, this.#d.config.referencePrices, { treasury: this.treasuryId, insurance: this.insuranceId }, id);
+    this.#buildMarket(id);
     this.pit = null;
+    this.fillLog = null;
+    this.port = null;
     this.participants = [];
     this.#d.log.info({ sessionId: id, endsAt: new Date(this.current.phaseEndsAt!).toISOString() }, "pre-session open");
     this.#announce();
@@ -208,36 +280,38 @@ export class SessionRunner {
     this.#timer = this.#d.clock.setTimer(() => void this.#enqueue(() => this.#advance()).catch(() => {}), Math.max(0, delayMs));
   }
 
+  /** Takes the step that leaves the current phase (settled: the next session opens). */
   async #advance(): Promise<void> {
     if (this.#stopped) return;
-    switch (this.current.phase) {
-      case "pre_session":
-        if (!this.#d.config.autoSessions && this.current.info.manualStart !== true) {
-          // Held: an operator starts trading by hand (not used by the demo).
-          this.#schedule(1_000);
-          return;
-        }
+    const step: SessionStep | null = stepFrom(this.current.phase);
+    switch (step) {
+      case "start_trading":
         return this.#startTrading();
-      case "trading":
+      case "end_trading":
         return this.#endTrading();
-      case "closing":
-        return this.#close();
-      case "settling":
+      case "close_out":
+        return this.#closeOut();
+      case "finish":
         await this.settle(this.current.id);
         return;
-      case "settled":
+      case null:
         return this.#newSession(this.current.id);
     }
   }
 
-  // ---------------------------------------------------------------- phases
+  #enter(phase: SessionPhase, now: number, durationSec: number | null, extra: Partial<SessionRecord> = {}): SessionRecord {
+    return { ...this.current, ...extra, phase, phaseStartedAt: now, phaseEndsAt: durationSec === null ? null : now + durationSec * 1000 };
+  }
+
+  // ---------------------------------------------------------------- steps
 
   async #startTrading(): Promise<void> {
     const { chain, config, db, deployment } = this.#d;
     const id = this.current.id;
     let startBlock = 0;
     if (chain !== null) {
-      chain.watcher.hold(getCursor(db) ?? 0n);
+      const watcher = this.watcher!;
+      watcher.hold(getCursor(db) ?? 0n);
       const onChain = await readOnChainSession(chain.clients.publicClient, deployment.vault, id);
       if (onChain.phase === "none") {
         const deadline = BigInt(Math.floor(this.#d.clock.now() / 1000) + config.tradingSec + config.closingSec + config.settlementWindowSec);
@@ -252,47 +326,44 @@ export class SessionRunner {
         startBlock = row?.block ?? Number(await chain.clients.publicClient.getBlockNumber());
       }
       // Balances up to the start block are the opening snapshot; later deposits are in-session credits.
-      chain.watcher.hold(BigInt(startBlock));
-      await chain.watcher.syncTo(BigInt(startBlock));
+      watcher.hold(BigInt(startBlock));
+      await watcher.syncTo(BigInt(startBlock));
     }
-    const users = listUsers(db);
-    const participants: Participant[] = [];
-    const allPairs = this.market.pairs.map((p) => p.symbol);
-    for (const u of users) {
-      if (u.brokerId === null) continue;
-      const accountId = accountIdOf(db, u.address);
-      if (accountId === undefined) continue;
-      participants.push({
-        accountId,
-        address: u.address,
-        brokerId: u.brokerId,
-        prompt: u.prompt ?? "",
-        pairs: (u.pairs ?? allPairs).filter((p) => allPairs.includes(p)),
-      });
-    }
+    const participants = this.#participants();
     const now = this.#d.clock.now();
     const opening = listBalances(db).filter((b) => this.market.engine.assets.some((a) => a.id === b.tokenIndex));
-    const pit = this.#newPit();
+    const parts = this.#newPit();
+    const pit = parts.pit;
     transaction(db, () => {
       for (const b of opening) pit.apply({ type: "deposit", user: b.accountId, asset: b.tokenIndex, amount: b.balance });
       pit.apply({ type: "start_trading" });
-      this.current = {
-        id,
-        phase: "trading",
-        phaseStartedAt: now,
-        phaseEndsAt: now + config.tradingSec * 1000,
+      this.current = this.#enter("trading", now, config.tradingSec, {
         startBlock,
         info: { participants, opening: opening.map((b) => ({ accountId: b.accountId, tokenIndex: b.tokenIndex, amount: b.balance })) },
-      };
+      });
       putSession(db, this.current);
     });
-    this.pit = pit;
     this.participants = participants;
-    chain?.watcher.hold(null);
+    this.#install(parts);
+    this.watcher?.hold(null);
     this.#d.log.info({ sessionId: id, participants: participants.length, startBlock }, "trading started");
     this.#announce();
     this.#startLoop();
     this.#schedule();
+  }
+
+  /** Everyone with a broker and a vault account; pairs default to all. */
+  #participants(): Participant[] {
+    const db = this.#d.db;
+    const allPairs = this.market.pairs.map((p) => p.symbol);
+    const out: Participant[] = [];
+    for (const u of listUsers(db)) {
+      if (u.brokerId === null) continue;
+      const accountId = accountIdOf(db, u.address);
+      if (accountId === undefined) continue;
+      out.push({ accountId, address: u.address, brokerId: u.brokerId, prompt: u.prompt ?? "", pairs: (u.pairs ?? allPairs).filter((p) => allPairs.includes(p)) });
+    }
+    return out;
   }
 
   async #endTrading(): Promise<void> {
@@ -302,7 +373,7 @@ export class SessionRunner {
     const pit = this.#requirePit();
     transaction(this.#d.db, () => {
       pit.apply({ type: "end_trading" });
-      this.current = { ...this.current, phase: "closing", phaseStartedAt: now, phaseEndsAt: now + this.#d.config.closingSec * 1000 };
+      this.current = this.#enter("closing", now, this.#d.config.closingSec);
       putSession(this.#d.db, this.current);
     });
     this.#d.log.info({ sessionId: this.current.id }, "trading ended: orders cancelled, closing");
@@ -310,16 +381,13 @@ export class SessionRunner {
     this.#schedule();
   }
 
-  async #close(): Promise<void> {
+  async #closeOut(): Promise<void> {
     const { db, config, deployment } = this.#d;
     const pit = this.#requirePit();
     const id = this.current.id;
-    let settlement = pit.settlement();
-    if (settlement === undefined) {
-      pit.apply({ type: "settle" });
-      settlement = pit.settlement();
-    }
-    if (settlement === undefined) throw new Error(`session ${id}: the engine produced no settlement`);
+    if (pit.reads.closeOut() === null) pit.apply({ type: "close_out" });
+    const closeOut = pit.reads.closeOut();
+    if (closeOut === null) throw new Error(`session ${id}: the engine produced no close-out`);
     const opening = (this.current.info.opening as { accountId: number; tokenIndex: number; amount: bigint }[] | undefined) ?? [];
     const { plan, fillLog, fillLogHash } = buildPlan({
       chainId: config.chainId,
@@ -328,20 +396,27 @@ export class SessionRunner {
       treasury: this.treasuryId,
       pairs: this.market.pairs,
       openingBalances: opening,
-      events: pit.fillLogEvents(),
-      deltas: settlement.deltas,
+      events: this.fillLog!.events(),
+      deltas: closeOut.deltas,
       maxEntriesPerBatch: config.batchEntries,
     });
     const now = this.#d.clock.now();
     durable(db, () => {
       putPlan(db, plan, now);
       putFillLog(db, id, fillLog, fillLogHash);
-      this.current = { ...this.current, phase: "settling", phaseStartedAt: now, phaseEndsAt: null };
+      this.current = this.#enter("settling", now, null);
       putSession(db, this.current);
     });
-    this.#d.log.info({ sessionId: id, deltas: plan.deltas.length, batches: plan.batches.length, fillLogHash }, "session closed: settlement planned");
+    this.#d.log.info({ sessionId: id, deltas: plan.deltas.length, batches: plan.batches.length, fillLogHash }, "session closed out: settlement planned");
     this.#announce();
-    void this.settle(id).catch(() => {});
+    this.#settleInBackground(id);
+  }
+
+  #settleInBackground(sessionId: number): void {
+    void this.settle(sessionId).catch((err) => {
+      this.#d.metrics.errors.inc({ where: "settlement" });
+      this.#d.log.error({ err, sessionId }, "settlement stopped");
+    });
   }
 
   /** Runs or resumes settlement of `sessionId` (also the operator's and the admin route's entry). */
@@ -362,16 +437,15 @@ export class SessionRunner {
             client: chain.clients.publicClient,
             vault: this.#d.deployment.vault,
             sender: chain.sender,
-            onProgress: (p) => this.#d.hub.publish("settlement", p),
-            crash: this.#d.crash,
+            onProgress: (p) => this.events.emit("settlement", p),
             log: this.#d.log,
           },
           sessionId,
         );
         // The ledger learns the new balances from the vault's SessionFinalized event.
-        await chain.watcher.poll();
+        await this.watcher!.poll();
       }
-      if (rec.phase === "settling") await this.#enqueue(async () => this.#finishSession(sessionId));
+      if (rec.phase === "settling") await this.#enqueue(async () => this.#finish(sessionId));
       return progress;
     })();
     this.#settling = run;
@@ -380,15 +454,14 @@ export class SessionRunner {
     });
   }
 
-  async #finishSession(sessionId: number): Promise<void> {
+  async #finish(sessionId: number): Promise<void> {
     if (this.current.id !== sessionId || this.current.phase !== "settling") return;
-    const pit = this.pit;
-    const settlement = pit?.settlement();
-    if (settlement !== undefined) {
+    const closeOut = this.pit?.reads.closeOut() ?? null;
+    if (closeOut !== null) {
       const byUser = new Map(this.participants.map((p) => [p.accountId, p]));
-      const rows = settlement.top10
+      const rows = closeOut.top10
         .map((e) => ({ e, p: byUser.get(e.user) }))
-        .filter((x): x is { e: (typeof settlement.top10)[number]; p: Participant } => x.p !== undefined)
+        .filter((x): x is { e: (typeof closeOut.top10)[number]; p: Participant } => x.p !== undefined)
         .map(({ e, p }, i) => {
           const re = getReprompt(this.#d.db, sessionId, p.address);
           return {
@@ -402,42 +475,43 @@ export class SessionRunner {
       durable(this.#d.db, () => putTopPrompts(this.#d.db, sessionId, rows));
     }
     const now = this.#d.clock.now();
-    this.current = { ...this.current, phase: "settled", phaseStartedAt: now, phaseEndsAt: now };
+    this.current = this.#enter("settled", now, 0);
     durable(this.#d.db, () => putSession(this.#d.db, this.current));
     this.#d.log.info({ sessionId }, "session settled");
     this.#announce();
-    if (this.#d.config.autoSessions) this.#schedule(0);
+    this.#schedule(0);
   }
 
   // ---------------------------------------------------------------- the pit
 
-  #newPit(): SessionPit {
-    return new SessionPit({
-      config: this.market.engine,
-      pairs: this.market.pairs,
+  #newPit(): OpenPit {
+    return openPit({
+      market: this.market,
       sessionId: this.current.id,
       journal: this.journal,
       clock: this.#d.clock,
-      hub: this.#d.hub,
       metrics: this.#d.metrics,
       phase: () => ({
         sessionId: this.current.id,
         phase: this.current.phase === "settled" ? "settling" : this.current.phase,
         endsAtMs: this.current.phaseEndsAt ?? this.#d.clock.now(),
       }),
-      addressOf: (id) => addressOf(this.#d.db, id),
-      brokerOf: (id) => this.participants.find((p) => p.accountId === id)?.brokerId ?? null,
     });
   }
 
+  #install(parts: OpenPit): void {
+    this.pit = parts.pit;
+    this.fillLog = parts.recorder;
+    this.port = parts.port;
+    this.events.emit("pit", parts.pit);
+  }
+
+  /** Replays the session's journal into a fresh pit; refuses a replay that misses a recorded state hash. */
   #rebuildPit(): void {
-    const pit = this.#newPit();
-    let n = 0;
-    for (const entry of this.journal.read<unknown>(this.current.id)) {
-      pit.replay(entry.command);
-      n++;
-    }
-    this.pit = pit;
+    const parts = this.#newPit();
+    const n = parts.pit.replayJournal();
+    this.#install(parts);
+    const pit = parts.pit;
     this.#d.log.info({ sessionId: this.current.id, commands: n, stateHash: pit.stateHash() }, "pit rebuilt from the journal");
   }
 
@@ -447,21 +521,87 @@ export class SessionRunner {
   }
 
   #startLoop(): void {
-    if (this.#d.createLoop === undefined || this.pit === null) return;
-    this.#loop = this.#d.createLoop({ pit: this.pit, participants: this.participants, sessionId: this.current.id, endsAt: this.current.phaseEndsAt ?? 0 });
+    if (this.#d.createLoop === undefined || this.port === null) return;
+    this.#loop = this.#d.createLoop({
+      port: this.port,
+      participants: this.participants,
+      sessionId: this.current.id,
+      endsAt: this.current.phaseEndsAt ?? 0,
+      onOutcry: (user, brokerId, line) => this.recordOutcry(user, brokerId, line),
+    });
     for (const r of listReprompts(this.#d.db, this.current.id)) {
       const id = accountIdOf(this.#d.db, r.address);
       if (id !== undefined) this.#loop.reprompt(id, r.prompt);
     }
     this.#loop.start();
-    if (this.#d.config.crashAt === "mid-trading") {
-      this.#d.clock.setTimer(() => this.#d.crash("mid-trading"), (this.#d.config.tradingSec * 1000) / 2);
+  }
+
+  /** A broker's shouted line (the executor reports each reply's). */
+  recordOutcry(accountId: number, broker: string, line: string): void {
+    const p = this.participants.find((x) => x.accountId === accountId);
+    const recorded = this.outcry.record({ account: p?.address ?? "", accountId, broker, line, ts: this.#d.clock.now() });
+    if (recorded !== null) this.events.emit("outcry", recorded);
+  }
+
+  // ---------------------------------------------------------------- user actions
+
+  /**
+   * The user's one re-prompt of the session: checked by the prompt rule the executor applies,
+   * recorded (the caller's transaction), then handed to the running executor. A refused re-prompt
+   * is not spent.
+   */
+  reprompt(accountId: number, address: string, prompt: string): RepromptOutcome {
+    const cur = this.current;
+    if (cur.phase !== "trading") return { ok: false, code: "wrong_phase", message: `re-prompts are only taken while trading (now ${cur.phase})` };
+    if (!this.participants.some((p) => p.accountId === accountId)) {
+      return { ok: false, code: "not_participating", message: `${address} has no broker in session ${cur.id}` };
     }
+    const checked = checkPrompt(prompt);
+    if (!checked.ok) return { ok: false, code: checked.reason, message: checked.message };
+    if (getReprompt(this.#d.db, cur.id, address) !== undefined) {
+      return { ok: false, code: "reprompt_used", message: `the one re-prompt of session ${cur.id} was already used` };
+    }
+    return { ok: true, prompt: checked.text };
   }
 
   /** Hands a re-prompt to the running executor (already stored and limited to one by the caller). */
-  reprompt(accountId: number, prompt: string): void {
+  deliverReprompt(accountId: number, prompt: string): void {
     this.#loop?.reprompt(accountId, prompt);
+  }
+
+  /**
+   * Reserves `amount` of the token for a withdrawal permit: the user must have no liability, and
+   * the pit debits the amount (journaled) so it cannot also trade it. `inTransaction` runs in the
+   * same database transaction as the journal write (the caller consumes its nonce there).
+   */
+  reserveWithdrawal(accountId: number, tokenAddress: string, amount: bigint, inTransaction: () => void): ReserveOutcome {
+    const cur = this.current;
+    if (cur.phase !== "trading") {
+      const hint = cur.phase === "pre_session" || cur.phase === "settled" ? ": no session is running, withdraw directly from the vault" : "";
+      return { ok: false, status: 409, code: "wrong_phase", message: `withdrawal permits are only signed while trading (now ${cur.phase})${hint}`, field: "token" };
+    }
+    const token = this.tokensByAddress.get(tokenAddress.toLowerCase());
+    if (token === undefined || !this.market.engine.assets.some((a) => a.id === token.index)) {
+      return { ok: false, status: 400, code: "unknown_token", message: `${tokenAddress} is not a token traded in this session`, field: "token" };
+    }
+    const pit = this.pit;
+    if (this.#d.chain === null || pit === null) {
+      return { ok: false, status: 503, code: "unavailable", message: "the keeper has no chain connection to sign permits", field: "token" };
+    }
+    // Liabilities are checked on the read view first, so a refusal leaves no trace at all.
+    if (pit.reads.account(accountId).positions.some((p) => p.units < 0)) {
+      return { ok: false, status: 409, code: "has_liabilities", message: "the account owes the pit (a negative balance): no withdrawal until it is covered", field: "account" };
+    }
+    // The command is journaled even if the engine refuses it (the journal holds refusals too).
+    const result: CommandResult = transaction(this.#d.db, () => {
+      inTransaction();
+      return pit.apply({ type: "withdraw", user: accountId, asset: token.index, amount });
+    });
+    if (!result.ok) {
+      const status = result.reason === "bad_amount" || result.reason === "amount_too_large" ? 400 : 409;
+      return { ok: false, status, code: result.reason, message: result.message, field: result.reason === "has_liabilities" ? "account" : "amount" };
+    }
+    return { ok: true, sessionId: cur.id, token, seq: result.seq };
   }
 
   // ---------------------------------------------------------------- chain events
@@ -495,7 +635,7 @@ export class SessionRunner {
           (cur.phase === "trading" || cur.phase === "closing") &&
           cur.startBlock !== null &&
           ev.block > cur.startBlock &&
-          pit.settlement() === undefined &&
+          pit.reads.closeOut() === null &&
           this.market.engine.assets.some((a) => a.id === token.index)
         ) {
           pit.apply({ type: "deposit", user: accountId, asset: token.index, amount: ev.amount });
@@ -534,51 +674,26 @@ export class SessionRunner {
     }
   }
 
-  // ---------------------------------------------------------------- stream
+  // ---------------------------------------------------------------- reads
 
   #announce(): void {
     this.#d.metrics.phase.values.clear();
     this.#d.metrics.phase.set(1, { phase: this.current.phase });
-    this.#d.hub.publish("phase", { session: this.sessionView() });
+    this.events.emit("phase", this.current);
   }
 
-  #publishPnl(): void {
-    if (this.pit === null || this.#d.hub.size === 0) return;
-    this.#d.hub.publish("pnl", { rows: this.pit.leaderboardView(this.participants) });
+  /** The account's address, for readers that get account ids from the pit. */
+  addressOf(accountId: number): string | undefined {
+    return addressOf(this.#d.db, accountId);
   }
 
-  sessionView() {
-    const c = this.current;
-    const cfg = this.#d.config;
-    return {
-      id: c.id,
-      phase: c.phase as Phase,
-      phaseStartedAt: c.phaseStartedAt,
-      phaseEndsAt: c.phaseEndsAt,
-      serverTime: this.#d.clock.now(),
-      chainId: cfg.chainId,
-      vault: this.#d.deployment.vault,
-      durations: { preSessionSec: cfg.preSessionSec, tradingSec: cfg.tradingSec, closingSec: cfg.closingSec },
-      tokens: this.#d.deployment.tokens.map((t) => ({ symbol: t.symbol, address: getAddress(t.address), decimals: t.decimals, index: t.index })),
-      pairs: this.market.pairs.map((p) => ({
-        id: p.id,
-        symbol: p.symbol,
-        base: p.baseSymbol,
-        quote: p.quoteSymbol,
-        baseIndex: p.base,
-        quoteIndex: p.quote,
-        referencePrice: p.referencePrice,
-        referencePriceTicks: p.referencePriceTicks,
-        lotSize: p.lotSize.toString(),
-        quotePerTickLot: p.quotePerTickLot,
-        minSizeLots: p.minSizeLots,
-        maxSizeLots: p.maxSizeLots,
-        priceBandBps: p.priceBandBps,
-        baseDecimals: p.baseDecimals,
-        quoteDecimals: p.quoteDecimals,
-        takerFeeBps: this.market.engine.fees.takerBps,
-        makerFeeBps: this.market.engine.fees.makerBps,
-      })),
-    };
+  get durations(): { preSessionSec: number; tradingSec: number; closingSec: number } {
+    const c = this.#d.config;
+    return { preSessionSec: c.preSessionSec, tradingSec: c.tradingSec, closingSec: c.closingSec };
+  }
+
+  /** Checksummed token list of the deployment. */
+  get tokens(): { symbol: string; address: string; decimals: number; index: number }[] {
+    return this.#d.deployment.tokens.map((t) => ({ symbol: t.symbol, address: getAddress(t.address), decimals: t.decimals, index: t.index }));
   }
 }

@@ -1,25 +1,36 @@
-// Turns a closed session into its settlement plan: the engine's netted deltas cut into hash-chained
-// batches, and the fill log whose hash is committed beside them. Pure: the same journal gives the
-// same plan, byte for byte, which is what makes a resumed settlement safe.
-import { buildBatchChain, splitIntoBatches } from "./batches.ts";
+// Step 3 of settlement: turns a closed-out session into its settlement plan: the engine's netted
+// deltas cut into hash-chained batches, and the fill log whose hash is committed beside them.
+// Pure: the same journal gives the same plan, byte for byte, which is what makes a resumed
+// settlement safe.
+import { buildBatchChain, netByToken, splitIntoBatches } from "./batches.ts";
 import {
   deltasFromFillLog,
   encodeFillLog,
   FILL_LOG_VERSION,
   hashFillLog,
+  type FillLog,
   type FillLogBalance,
   type FillLogEvent,
 } from "./fill-log.ts";
 import type { NetDelta } from "../core/types.ts";
 import type { SettlementPlan } from "./store.ts";
-import type { PairMeta } from "../session/pairs.ts";
+
+/** What the fill log's header records of each pair traded. */
+export interface PlanPair {
+  id: number;
+  symbol: string;
+  base: number;
+  quote: number;
+  lotSize: bigint;
+  quotePerTickLot: number;
+}
 
 export interface PlanInput {
   chainId: number;
   vault: string;
   sessionId: number;
   treasury: number;
-  pairs: PairMeta[];
+  pairs: readonly PlanPair[];
   /** Opening balances (vault base units) of every account the session started with. */
   openingBalances: { accountId: number; tokenIndex: number; amount: bigint }[];
   /** Fills and value transfers in journal order. */
@@ -38,7 +49,7 @@ export function buildPlan(input: PlanInput): { plan: SettlementPlan; fillLog: st
     .filter((b) => b.amount > 0n)
     .sort((a, b) => a.accountId - b.accountId || a.tokenIndex - b.tokenIndex)
     .map((b) => ({ type: "balance", accountId: b.accountId, tokenIndex: b.tokenIndex, amount: b.amount }));
-  const fillLog = encodeFillLog({
+  const log: FillLog = {
     header: {
       type: "header",
       version: FILL_LOG_VERSION,
@@ -50,7 +61,8 @@ export function buildPlan(input: PlanInput): { plan: SettlementPlan; fillLog: st
     },
     balances,
     events: input.events,
-  });
+  };
+  const fillLog = encodeFillLog(log);
   const fillLogHash = hashFillLog(fillLog);
 
   const deltas = input.deltas
@@ -59,7 +71,7 @@ export function buildPlan(input: PlanInput): { plan: SettlementPlan; fillLog: st
     .sort((a, b) => a.accountId - b.accountId || a.tokenIndex - b.tokenIndex);
 
   // An auditor recomputes the deltas from the published log: refuse to commit a log that does not.
-  const fromLog = deltasFromFillLog(parseLike(input, balances));
+  const fromLog = deltasFromFillLog(log);
   const key = (d: { accountId: number; tokenIndex: number; delta: bigint }) => `${d.accountId}:${d.tokenIndex}:${d.delta}`;
   const a = fromLog.map(key).join(",");
   const b = deltas.map(key).join(",");
@@ -67,9 +79,7 @@ export function buildPlan(input: PlanInput): { plan: SettlementPlan; fillLog: st
     throw new PlanMismatchError(`session ${input.sessionId}: the fill log implies different deltas than the engine netted\n  log:    ${a}\n  engine: ${b}`);
   }
 
-  const net = new Map<number, bigint>();
-  for (const d of deltas) net.set(d.tokenIndex, (net.get(d.tokenIndex) ?? 0n) + d.delta);
-  for (const [token, sum] of net) {
+  for (const [token, sum] of netByToken(deltas)) {
     if (sum !== 0n) throw new PlanMismatchError(`session ${input.sessionId}: token ${token} deltas sum to ${sum}, not zero`);
   }
 
@@ -84,21 +94,5 @@ export function buildPlan(input: PlanInput): { plan: SettlementPlan; fillLog: st
     },
     fillLog,
     fillLogHash,
-  };
-}
-
-function parseLike(input: PlanInput, balances: FillLogBalance[]) {
-  return {
-    header: {
-      type: "header" as const,
-      version: FILL_LOG_VERSION as typeof FILL_LOG_VERSION,
-      chainId: input.chainId,
-      vault: input.vault.toLowerCase(),
-      sessionId: input.sessionId,
-      treasury: input.treasury,
-      pairs: input.pairs.map((p) => ({ pairId: p.id, symbol: p.symbol, base: p.base, quote: p.quote, lotSize: p.lotSize, tickSize: BigInt(p.quotePerTickLot) })),
-    },
-    balances,
-    events: input.events,
   };
 }

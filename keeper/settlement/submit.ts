@@ -40,8 +40,6 @@ export interface SettleDeps {
   sender: TxSender;
   /** Progress for the stream and logs. */
   onProgress?: (rec: SettlementProgress) => void;
-  /** Test hook: named points where the process may be killed. */
-  crash?: (point: string) => void;
   log?: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void };
 }
 
@@ -118,7 +116,6 @@ export async function runSettlement(deps: SettleDeps, sessionId: number): Promis
         durable(db, () => markSettlement(db, sessionId, "begun", 0, Date.now()));
         deps.log?.info({ sessionId, batches: count, root: plan.batchRoot }, "settlement begun");
         report(null);
-        deps.crash?.("after-begin-settlement");
         continue;
       }
       // settling: the vault's own counter says which batch is next.
@@ -135,7 +132,6 @@ export async function runSettlement(deps: SettleDeps, sessionId: number): Promis
         durable(db, () => markSettlement(db, sessionId, "begun", i + 1, Date.now()));
         deps.log?.info({ sessionId, batch: i, entries: b.entryCount }, "settlement batch posted");
         report(null);
-        deps.crash?.(`after-batch-${i}`);
       }
       await sender.send(`session:${sessionId}:finalize`, vault, encodeFunctionData({ abi: vaultAbi, functionName: "finalize", args: [sessionId] }));
       durable(db, () => markSettlement(db, sessionId, "finalized", count, Date.now()));

@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS journal (
   session_id INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL,
   PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal_checkpoints (
+  session_id INTEGER NOT NULL, seq INTEGER NOT NULL, state_hash TEXT NOT NULL,
+  PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reprompts (
   session_id INTEGER NOT NULL, address TEXT NOT NULL, prompt TEXT NOT NULL, at INTEGER NOT NULL,
   PRIMARY KEY (session_id, address)) WITHOUT ROWID;

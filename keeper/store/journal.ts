@@ -1,5 +1,7 @@
 // The session's command journal: append-only, written before a command is applied, so replaying
 // it into a fresh engine rebuilds the book and inventories exactly (the engine is deterministic).
+// Beside it, state-hash checkpoints taken as the commands were first applied: a replay that does
+// not reach the same hash at the same seq is refused (session/pit.ts).
 import type { StatementSync } from "node:sqlite";
 import type { Db } from "./database.ts";
 import { fromJson, toJson } from "./json.ts";
@@ -13,11 +15,24 @@ export interface JournalEntry<C = unknown> {
 
 export class Journal {
   readonly #append: StatementSync;
+  readonly #checkpoint: StatementSync;
   readonly #db: Db;
 
   constructor(db: Db) {
     this.#db = db;
     this.#append = db.prepare("INSERT INTO journal (session_id, seq, ts, body) VALUES (?, ?, ?, ?)");
+    this.#checkpoint = db.prepare("INSERT OR REPLACE INTO journal_checkpoints (session_id, seq, state_hash) VALUES (?, ?, ?)");
+  }
+
+  /** Records the engine's state hash after command `seq`. */
+  checkpoint(sessionId: number, seq: number, stateHash: string): void {
+    this.#checkpoint.run(sessionId, seq, stateHash);
+  }
+
+  /** seq -> state hash of every checkpoint of the session. */
+  checkpoints(sessionId: number): Map<number, string> {
+    const rows = this.#db.prepare("SELECT seq, state_hash FROM journal_checkpoints WHERE session_id = ?").all(sessionId) as { seq: number; state_hash: string }[];
+    return new Map(rows.map((r) => [r.seq, r.state_hash]));
   }
 
   /** Appends one command; throws if (session, seq) already exists, which would mean a replay bug. */

@@ -17,12 +17,6 @@ export function addressOf(db: Db, accountId: number): string | undefined {
   return r?.address;
 }
 
-export function listAccounts(db: Db): { accountId: number; address: string }[] {
-  return (db.prepare("SELECT account_id, address FROM accounts ORDER BY account_id").all() as unknown as { account_id: number; address: string }[]).map(
-    (r) => ({ accountId: r.account_id, address: r.address }),
-  );
-}
-
 export function setBalance(db: Db, accountId: number, tokenIndex: number, balance: bigint): void {
   db.prepare(
     "INSERT INTO ledger (account_id, token_index, balance) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET balance = excluded.balance",

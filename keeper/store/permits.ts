@@ -42,8 +42,3 @@ export function markPermit(db: Db, address: string, nonce: string, status: Permi
   db.prepare("UPDATE permits SET status = ? WHERE address = ? AND nonce = ?").run(status, address.toLowerCase(), nonce);
 }
 
-/** Next permit nonce for `address`: permits are single-use per (account, nonce) on-chain. */
-export function nextPermitNonce(db: Db, address: string): bigint {
-  const r = db.prepare("SELECT COUNT(*) AS n FROM permits WHERE address = ?").get(address.toLowerCase()) as { n: number };
-  return BigInt(r.n) + 1n;
-}

@@ -2,11 +2,11 @@
 import type { Db } from "./database.ts";
 import { fromJson, toJson } from "./json.ts";
 
-export type Phase = "pre_session" | "trading" | "closing" | "settling" | "settled";
+import type { SessionPhase } from "../core/phases.ts";
 
 export interface SessionRecord {
   id: number;
-  phase: Phase;
+  phase: SessionPhase;
   phaseStartedAt: number;
   /** ms since epoch; null while settling (it lasts until done). */
   phaseEndsAt: number | null;
@@ -15,7 +15,7 @@ export interface SessionRecord {
   info: Record<string, unknown>;
 }
 
-interface Row { id: number; phase: Phase; phase_started_at: number; phase_ends_at: number | null; start_block: number | null; info: string }
+interface Row { id: number; phase: SessionPhase; phase_started_at: number; phase_ends_at: number | null; start_block: number | null; info: string }
 
 const toRecord = (r: Row): SessionRecord => ({
   id: r.id,
@@ -34,10 +34,6 @@ export function latestSession(db: Db): SessionRecord | undefined {
 export function getSession(db: Db, id: number): SessionRecord | undefined {
   const r = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
   return r === undefined ? undefined : toRecord(r);
-}
-
-export function listSessions(db: Db): SessionRecord[] {
-  return (db.prepare("SELECT * FROM sessions ORDER BY id").all() as unknown as Row[]).map(toRecord);
 }
 
 export function putSession(db: Db, s: SessionRecord): void {

@@ -6,7 +6,14 @@
 // A large set is written in slices of `chunk` subscribers with a turn of the event loop between
 // them, so a timer or a request never waits behind a thousand socket writes. Rounds keep their
 // order: a round starts only when the one before it has reached every subscriber.
-import type { StreamClient } from "../api/port.ts";
+
+/** A subscriber's socket, as much of it as the fan-out uses (a ws WebSocket fits). */
+export interface StreamClient {
+  send(data: string): void;
+  readonly bufferedAmount: number;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+}
 
 export interface FanoutStats {
   clients: number;

@@ -16,8 +16,7 @@
 // order, fill and outcry are conflated per flush: one message carries every event of the flush in
 // `items` (oldest first) and repeats the newest one's fields at top level, so a client that reads
 // only the top level still sees the latest event.
-import type { StreamClient } from "../api/port.ts";
-import { Fanout, type FanoutStats } from "./fanout.ts";
+import { Fanout, type FanoutStats, type StreamClient } from "./fanout.ts";
 
 export interface HubOptions {
   maxBufferedBytes: number;
@@ -26,7 +25,6 @@ export interface HubOptions {
   flushMs?: number;
   /** Most "order" messages sent per flush; the rest are counted, not sent (fills never are dropped). */
   maxOrdersPerFlush?: number;
-  hello: () => object;
 }
 
 export interface HubStats extends FanoutStats {
@@ -84,9 +82,9 @@ export class StreamHub {
     };
   }
 
-  /** Adds an in-process subscriber and sends it the snapshot; returns its unsubscribe. */
-  add(client: StreamClient): () => void {
-    return this.#local.add(client, JSON.stringify({ type: "hello", ...this.#opts.hello() }));
+  /** Adds an in-process subscriber and sends it `hello` (the snapshot) first; returns its unsubscribe. */
+  add(client: StreamClient, hello: object): () => void {
+    return this.#local.add(client, JSON.stringify({ type: "hello", ...hello }));
   }
 
   /** Hands every flush's messages to `relay` too; while one is attached the hub always publishes. */

@@ -2,7 +2,7 @@
 // `apply*` mutates the state and returns the names of the panels that need redrawing; the app
 // batches those into one render per animation frame, so a burst of fills costs one paint.
 import { pairUnits, toBig } from "./format.js";
-import { normBook, normOutcry, normPhase, normRow, normSession, normSettlement, normTrade } from "./wire.js";
+import { normBook, normOutcry, normRow, normSession, normSettlement, normTrade } from "./wire.js";
 
 /** Trades kept per pair: enough for a whole accelerated session's chart. */
 const MAX_TRADES = 6000;
@@ -61,7 +61,6 @@ function resetTrades(ps) {
  */
 export function applySession(state, raw, { reset = false } = {}) {
   const session = normSession(raw);
-  if (!session) return [];
   const changed = !state.session || state.session.id !== session.id;
   state.session = session;
   if (typeof session.serverTime === "number") state.clockOffset = session.serverTime - Date.now();
@@ -123,16 +122,8 @@ export function applyHello(state, msg) {
 
 /** A phase message carries the whole session; returns whether it is a new session. */
 export function applyPhase(state, msg) {
-  const raw = msg.session ?? msg;
-  const newSession = state.session !== null && raw.id !== undefined && raw.id !== state.session.id;
-  if (msg.session) applySession(state, msg.session);
-  else if (state.session) {
-    // A bare {phase, phaseEndsAt, ...} message.
-    state.session.phase = normPhase(msg.phase);
-    if ("phaseEndsAt" in msg) state.session.phaseEndsAt = msg.phaseEndsAt;
-    if ("phaseStartedAt" in msg) state.session.phaseStartedAt = msg.phaseStartedAt;
-    if (typeof msg.serverTime === "number") state.clockOffset = msg.serverTime - Date.now();
-  }
+  const newSession = state.session !== null && msg.session.id !== state.session.id;
+  applySession(state, msg.session);
   return { dirty: ["header", "chart", "book", "tickers", "tape", "board", "account"], newSession };
 }
 

@@ -3,7 +3,7 @@
 // status line while trading (terminals), and after each session the final leaderboard with the
 // published top prompts, the finalize transaction and what the indexer serves.
 import type { Keeper } from "../../keeper/keeper.ts";
-import type { StreamClient } from "../../keeper/api/port.ts";
+import type { StreamClient } from "../../keeper/stream/fanout.ts";
 import type { SettlementProgress } from "../../keeper/settlement/submit.ts";
 import { c, excerpt, formatUnits, say, seconds, shortAddress, status, table } from "./ui.ts";
 
@@ -112,7 +112,7 @@ export class SessionTracker {
       close: () => {},
       terminate: () => {},
     };
-    this.#unsubscribe = this.#o.keeper.hub.add(client);
+    this.#unsubscribe = this.#o.keeper.service.subscribe(client);
     this.#ticker = setInterval(() => this.#drawStatus(), 1_000);
     this.#ticker.unref();
   }

@@ -70,11 +70,11 @@ describe("keeper API thread", function () {
   after(async () => k?.stop());
 
   it("answers the public reads as the pit's own app does, as the pit changes", async () => {
-    const pit = k.runner.pit!;
+    const pit = k.runner.port!;
     const px = 10_000; // PEPE/USDC's reference price in ticks
     pit.submit(10, { cancels: [], orders: [{ pair: 1, side: "buy", price: px - 5, size: 4, type: "limit" }, { pair: 1, side: "buy", price: px - 6, size: 2, type: "limit" }] });
     pit.submit(11, { cancels: [], orders: [{ pair: 1, side: "sell", price: px + 5, size: 3, type: "limit" }, { pair: 1, side: "sell", price: px - 5, size: 1, type: "limit" }] });
-    k.service.recordOutcry(10, "rule-market-maker", "bids up!");
+    k.runner.recordOutcry(10, "rule-market-maker", "bids up!");
     for (const path of ["/api/books/PEPE-USDC?levels=5", "/api/books/PEPE-USDC?levels=1", "/api/books/WIF-USDC"]) {
       await until(async () => JSON.stringify(withoutTs(JSON.parse((await get(path)).body))) === JSON.stringify(withoutTs(await local(path))));
     }

@@ -14,7 +14,7 @@ import {
   type SideCode,
   type TypeCode,
 } from "../../keeper/core/matching.ts";
-import { Prng } from "../support/prng.ts";
+import { Prng } from "../../keeper/core/prng.ts";
 
 const limits = { minPrice: 90, maxPrice: 110, minSize: 1, maxSize: 50 };
 

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { closingCross, type ClosingAccount, type ClosingInput } from "../../keeper/core/closing.ts";
 import { InvariantError } from "../../keeper/core/errors.ts";
-import { Prng } from "../support/prng.ts";
+import { Prng } from "../../keeper/core/prng.ts";
 
 // One quote asset (index 0) and one base asset (index 1); one base unit is worth 10 quote units.
 const T = 90; // treasury

@@ -45,13 +45,13 @@ describe("Engine", () => {
   });
 
   describe("session phases", () => {
-    it("follows pre_session -> trading -> closing -> settled and refuses anything else", () => {
+    it("follows pre_session -> trading -> closing -> settling and refuses anything else", () => {
       const s = session();
       s.ok({ type: "deposit", user: 1, asset: USDC, amount: 100_000n });
       expect(s.do(buy(1, 1000, 1))).to.include({ ok: false, reason: "not_trading" });
       expect(s.do({ type: "cancel", user: 1, orderId: 1 })).to.include({ ok: false, reason: "not_trading" });
       expect(s.do({ type: "end_trading" })).to.include({ ok: false, reason: "invalid_transition" });
-      expect(s.do({ type: "settle" })).to.include({ ok: false, reason: "invalid_transition" });
+      expect(s.do({ type: "close_out" })).to.include({ ok: false, reason: "invalid_transition" });
       s.ok({ type: "start_trading" });
       expect(s.engine.phase).to.equal("trading");
       expect(s.do({ type: "start_trading" })).to.include({ ok: false, reason: "invalid_transition" });
@@ -65,10 +65,10 @@ describe("Engine", () => {
       expect(s.do(buy(1, 1000, 1))).to.include({ ok: false, reason: "not_trading" });
       expect(s.do({ type: "withdraw", user: 1, asset: USDC, amount: 1n })).to.include({ ok: false, reason: "wrong_phase" });
       s.ok({ type: "deposit", user: 1, asset: USDC, amount: 1n });
-      s.ok({ type: "settle" });
-      expect(s.engine.phase).to.equal("settled");
+      s.ok({ type: "close_out" });
+      expect(s.engine.phase).to.equal("settling");
       expect(s.do({ type: "deposit", user: 1, asset: USDC, amount: 1n })).to.include({ ok: false, reason: "wrong_phase" });
-      expect(s.do({ type: "settle" })).to.include({ ok: false, reason: "invalid_transition" });
+      expect(s.do({ type: "close_out" })).to.include({ ok: false, reason: "invalid_transition" });
     });
   });
 
@@ -284,7 +284,7 @@ describe("Engine", () => {
     });
   });
 
-  describe("settle", () => {
+  describe("close_out", () => {
     it("covers a bankrupt short from insurance, then the winners, and nets every token to zero", () => {
       const cfg = testConfig({ margin: { initialBps: 1000, maintenanceBps: 500, liquidationFeeBps: 0, liquidationSlippageBps: 1000 } });
       const s = trading(cfg);
@@ -299,9 +299,9 @@ describe("Engine", () => {
       s.ok(sell(7, 1205, 1));
       expect(s.engine.account(S).equity).to.equal(9995 - 10_800);
       s.ok({ type: "end_trading" });
-      const settled = s.ok({ type: "settle" });
-      expect(settled.events.at(-1)).to.deep.include({ kind: "session_settled", bankruptUsers: [S] });
-      const st = s.engine.settlement()!;
+      const closed = s.ok({ type: "close_out" });
+      expect(closed.events.at(-1)).to.deep.include({ kind: "closed_out", bankruptUsers: [S] });
+      const st = s.engine.closeOut()!;
       expect(st.closingPrices).to.deep.equal([{ pair: PEPE_USDC, priceTicks: 1200 }, { pair: DOGE_USDC, priceTicks: 2000 }]);
       expect(st.balances.filter((b) => b.user === S).map((b) => b.amount)).to.deep.equal([0n, 0n, 0n]);
       expect(st.balances.filter((b) => b.user === INSURANCE && b.asset === USDC)[0]!.amount).to.equal(0n);

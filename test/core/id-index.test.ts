@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { IdIndex } from "../../keeper/core/id-index.ts";
-import { Prng } from "../support/prng.ts";
+import { Prng } from "../../keeper/core/prng.ts";
 
 describe("IdIndex", () => {
   it("behaves like a Map under random inserts, overwrites and deletes (with growth)", () => {

@@ -29,7 +29,7 @@ describe("replay", () => {
         },
       });
       const hash = engine.stateHash();
-      expect(engine.phase).to.equal("settled");
+      expect(engine.phase).to.equal("settling");
 
       const full = replay(config, journal);
       expect(full.engine.stateHash()).to.equal(hash);
@@ -39,7 +39,7 @@ describe("replay", () => {
       const tail = replayFrom(snapshot!, journal);
       expect(tail.engine.stateHash()).to.equal(hash);
       expect(json(tail.results)).to.equal(json(results.slice(700)));
-      expect(json(tail.engine.settlement())).to.equal(json(engine.settlement()));
+      expect(json(tail.engine.closeOut())).to.equal(json(engine.closeOut()));
 
       // through the journal's JSON codec, as the keeper stores it
       const stored = JSON.parse(JSON.stringify(journal.map(commandToJson)));
@@ -121,7 +121,7 @@ describe("Engine invariants on random sessions", () => {
           expect(totals).to.deep.equal(net);
         },
       });
-      const st = engine.settlement()!;
+      const st = engine.closeOut()!;
       expect(st.balances.every((b) => b.amount >= 0n)).to.equal(true);
       for (const a of config.assets) {
         expect(st.deltas.filter((d) => d.asset === a.id).reduce((s, d) => s + d.delta, 0n)).to.equal(0n);

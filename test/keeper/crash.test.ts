@@ -1,6 +1,7 @@
-// Crash recovery: the keeper runs as a child process (scripts/keeper.ts) and is SIGKILLed
-// mid-trading, between settlement batches, and after sending finalize before its receipt
-// (CME_CRASH_AT), then restarted each time. The vault's final state must equal what an
+// Crash recovery: the keeper runs as a child process (scripts/keeper.ts) and the test SIGKILLs it
+// from outside, watching its log: at a seeded random instant of trading, right after settlement
+// batch 1 is posted, and with finalize sent but not yet mined (the test mines the node by hand
+// for that run), then restarts it each time. The vault's final state must equal what an
 // uninterrupted run of the same journal gives: every balance, every net, the committed root.
 import { expect } from "chai";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -13,7 +14,7 @@ import { Journal } from "../../keeper/store/journal.ts";
 import { getSettlement } from "../../keeper/settlement/store.ts";
 import { listOutbox } from "../../keeper/store/outbox.ts";
 import { getSession } from "../../keeper/store/sessions.ts";
-import { SessionPit } from "../../keeper/session/pit.ts";
+import { openPit } from "../../keeper/session/open-pit.ts";
 import { buildMarket } from "../../keeper/session/pairs.ts";
 import { buildPlan } from "../../keeper/settlement/plan.ts";
 import { parseDeployment } from "../../keeper/chain/deployment.ts";
@@ -49,7 +50,9 @@ describe("keeper crash recovery (child process, SIGKILL)", function () {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     let log = "";
-    const run = (crashAt: string) => {
+    /** Called with each JSON log line of the running keeper. */
+    let onLine: (line: { msg?: string; step?: string; batch?: number }) => void = () => {};
+    const run = () => {
       const c = spawn(process.execPath, ["--import", "tsx", "scripts/keeper.ts"], {
         cwd: process.cwd(),
         stdio: ["ignore", "pipe", "pipe"],
@@ -66,13 +69,23 @@ describe("keeper crash recovery (child process, SIGKILL)", function () {
           CME_CONFIRMATIONS: "0",
           CME_CHAIN_POLL_MS: "100",
           CME_BATCH_ENTRIES: "2",
-          CME_AUTO_SESSIONS: "1",
           CME_LOG_LEVEL: "info",
           CME_LOCAL_BASE_URL: model.url,
-          CME_CRASH_AT: crashAt,
         },
       });
-      c.stdout?.on("data", (d) => (log += String(d)));
+      let partial = "";
+      c.stdout?.on("data", (d) => {
+        log += String(d);
+        const lines = (partial + String(d)).split("\n");
+        partial = lines.pop()!;
+        for (const l of lines) {
+          try {
+            onLine(JSON.parse(l) as { msg?: string });
+          } catch {
+            /* not a log line */
+          }
+        }
+      });
       c.stderr?.on("data", (d) => (log += String(d)));
       child = c;
       return c;
@@ -98,8 +111,17 @@ describe("keeper crash recovery (child process, SIGKILL)", function () {
       throw new Error(`keeper did not come up:\n${log.slice(-3000)}`);
     };
 
-    // Run 1: configure over HTTP, then die in the middle of trading.
-    let c = run("mid-trading");
+    const rpc = (method: string, params: unknown[] = []) =>
+      fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) });
+    const seed = Number(process.env.CME_CRASH_SEED ?? Date.now() % 100_000);
+    const killAt = 2_000 + (seed % 7_000); // within the 12 s of trading, after the brokers have quoted
+    console.log(`      crash seed ${seed}: killed ${killAt} ms into trading (CME_CRASH_SEED=${seed} repeats it)`);
+
+    // Run 1: configure over HTTP, then die at a random instant of trading.
+    onLine = (l) => {
+      if (l.msg === "trading started") setTimeout(() => c.kill("SIGKILL"), killAt);
+    };
+    let c = run();
     await ready();
     const vault = record.vault as Address;
     for (const [i, u] of users.entries()) {
@@ -113,17 +135,30 @@ describe("keeper crash recovery (child process, SIGKILL)", function () {
     }
     expect(await exited(c, 60_000), log.slice(-4000)).to.equal("SIGKILL");
 
-    // Run 2: resumes trading from the journal, closes, settles, dies after batch 1.
-    c = run("after-batch-1");
+    // Run 2: resumes trading from the journal, closes, settles, dies right after batch 1.
+    onLine = (l) => {
+      if (l.msg === "settlement batch posted" && l.batch === 1) c.kill("SIGKILL");
+    };
+    c = run();
     expect(await exited(c, 90_000), log.slice(-4000)).to.equal("SIGKILL");
     expect(log).to.match(/pit rebuilt from the journal/);
 
-    // Run 3: resumes at batch 2, sends finalize, dies before its receipt.
-    c = run("after-send-finalize");
+    // Run 3: resumes where the vault stands; the test mines each transaction the keeper sends,
+    // and kills it once finalize is sent, before it is mined.
+    await rpc("evm_setAutomine", [false]);
+    onLine = (l) => {
+      if (l.msg !== "settler transaction sent") return;
+      if (l.step?.endsWith(":finalize")) c.kill("SIGKILL");
+      else void rpc("evm_mine");
+    };
+    c = run();
     expect(await exited(c, 60_000), log.slice(-4000)).to.equal("SIGKILL");
+    await rpc("evm_setAutomine", [true]);
+    await rpc("evm_mine");
+    onLine = () => {};
 
     // Run 4: finds finalize mined and carries on to the next session.
-    c = run("");
+    c = run();
     await ready();
     for (let i = 0; i < 200; i++) {
       const s = (await (await fetch(`${base}/api/sessions/1/settlement`)).json()) as { status: string };
@@ -152,18 +187,15 @@ describe("keeper crash recovery (child process, SIGKILL)", function () {
     const treasury = (await node.client.readContract({ address: vault, abi: vaultAbi, functionName: "accountIdOf", args: [record.treasury as Address] })) as number;
     const insurance = (await node.client.readContract({ address: vault, abi: vaultAbi, functionName: "accountIdOf", args: [record.insurance as Address] })) as number;
     const market = buildMarket(deployment, config.referencePrices, { treasury, insurance }, 1);
-    const pit = new SessionPit({
-      config: market.engine,
-      pairs: market.pairs,
+    const { pit, recorder } = openPit({
+      market,
       sessionId: 1,
       journal: null,
       clock: systemClock,
       phase: () => ({ sessionId: 1, phase: "settling", endsAtMs: 0 }),
-      addressOf: () => undefined,
-      brokerOf: () => null,
     });
     for (const e of new Journal(db).read(1)) pit.replay(e.command);
-    const replayed = pit.settlement()!;
+    const replayed = pit.reads.closeOut()!;
     const { plan } = buildPlan({
       chainId: 31337,
       vault,
@@ -171,7 +203,7 @@ describe("keeper crash recovery (child process, SIGKILL)", function () {
       treasury,
       pairs: market.pairs,
       openingBalances: (session.info.opening as { accountId: number; tokenIndex: number; amount: bigint }[]).map((b) => ({ ...b, amount: BigInt(b.amount) })),
-      events: pit.fillLogEvents(),
+      events: recorder.events(),
       deltas: replayed.deltas,
       maxEntriesPerBatch: 2,
     });

@@ -91,7 +91,8 @@ describe("keeper end to end on a Hardhat node", function () {
     }
     await until("trading", () => keeper!.runner.current.phase === "trading", 20_000);
     const sessionId = keeper.runner.current.id;
-    const pit = keeper.runner.pit!;
+    const pit = keeper.runner.port!;
+    const session = keeper.runner.pit!;
     const takerId = keeper.runner.participants.find((p) => p.address === taker.address.toLowerCase())!.accountId;
 
     // A withdrawal permit for a maker with no liabilities, used on-chain mid-session.
@@ -134,7 +135,7 @@ describe("keeper end to end on a Hardhat node", function () {
     expect(withdrawals()).to.equal(0);
 
     await until("finalized", async () => (await keeper!.service.settlement(sessionId) as { status: string }).status === "finalized", 60_000);
-    const settlement = pit.settlement()!;
+    const settlement = session.reads.closeOut()!;
     const plan = getSettlement(keeper.db, sessionId)!.plan;
     expect(plan.batches.length).to.be.greaterThan(1);
     expect(model.calls()).to.be.greaterThan(0);

@@ -7,7 +7,7 @@ import { getSettlement } from "../../keeper/settlement/store.ts";
 import { getFillLog } from "../../keeper/store/published.ts";
 import { parseFillLog, deltasFromFillLog } from "../../keeper/settlement/fill-log.ts";
 import { decodeEntries } from "../../keeper/settlement/batches.ts";
-import { SessionPit } from "../../keeper/session/pit.ts";
+import { openPit } from "../../keeper/session/open-pit.ts";
 import { systemClock } from "../../keeper/executor/clock.ts";
 import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
 
@@ -57,7 +57,7 @@ describe("an offline session (no chain)", function () {
     // path every broker order takes), so the session has fills whatever the brokers decide.
     const taker = 11;
     for (let i = 0; i < 20 && k.runner.current.phase === "trading"; i++) {
-      const pit = k.runner.pit!;
+      const pit = k.runner.port!;
       for (const pair of [1, 2]) {
         const m = pit.market(pair, 1, 0);
         const ask = m.asks[0];
@@ -84,19 +84,16 @@ describe("an offline session (no chain)", function () {
     expect(fills).to.be.greaterThan(0);
 
     // Replaying the journal in a fresh pit gives the same state hash and deltas.
-    const pit = new SessionPit({
-      config: { ...k.runner.market.engine, sessionId: 1 },
-      pairs: k.runner.market.pairs,
+    const { pit } = openPit({
+      market: { engine: { ...k.runner.market.engine, sessionId: 1 }, pairs: k.runner.market.pairs },
       sessionId: 1,
       journal: null,
       clock: systemClock,
       phase: () => ({ sessionId: 1, phase: "settling", endsAtMs: 0 }),
-      addressOf: () => undefined,
-      brokerOf: () => null,
     });
     for (const e of k.runner.journal.read(1)) pit.replay(e.command);
     const live = k.runner.current.id === 1 ? k.runner.pit! : undefined;
-    expect(pit.settlement()!.deltas).to.deep.equal(plan.deltas.map((d) => ({ user: d.accountId, asset: d.tokenIndex, delta: d.delta })));
+    expect(pit.reads.closeOut()!.deltas).to.deep.equal(plan.deltas.map((d) => ({ user: d.accountId, asset: d.tokenIndex, delta: d.delta })));
     if (live !== undefined) expect(pit.stateHash()).to.equal(live.stateHash());
     const top = await k.app.inject("/api/top-prompts");
     expect(top.json().length).to.be.greaterThan(0);

@@ -10,6 +10,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
+import { rng } from "../../keeper/core/prng.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -316,13 +317,7 @@ export function readState(body: any): {
 }
 
 export function benchResponder(opts: { latencyMs: number; jitterMs: number; seed?: number }): Responder {
-  let s = (opts.seed ?? 7) >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = rng(opts.seed ?? 7);
   return (req) => {
     const st = readState(req.body);
     const orders: unknown[] = [];

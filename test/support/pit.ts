@@ -1,5 +1,5 @@
-// The executor's tests run over the real pit: keeper/core's Engine behind keeper/pit.ts's
-// SessionPit (the adapter the keeper uses), with one PEPE/USDC pair. A thin recording wrapper
+// The executor's tests run over the real pit: keeper/core's Engine behind the session's pit and
+// its executor port (session/open-pit.ts, as the keeper opens them), with one PEPE/USDC pair. A thin recording wrapper
 // notes everything that reached the book and lets a test force a margin status or the phase.
 import type { Deployment } from "../../keeper/chain/deployment.ts";
 import type { Clock } from "../../keeper/executor/clock.ts";
@@ -11,12 +11,14 @@ import type {
   MarketView,
   OrderRequest,
   PairView,
-  Phase,
   PhaseView,
   PitPort,
   SubmitOutcome,
 } from "../../keeper/executor/pit-port.ts";
-import { SessionPit } from "../../keeper/session/pit.ts";
+import type { SessionPhase } from "../../keeper/core/phases.ts";
+import type { SessionPit } from "../../keeper/session/pit.ts";
+import type { ExecutorPort } from "../../keeper/session/executor-port.ts";
+import { openPit } from "../../keeper/session/open-pit.ts";
 import { buildMarket } from "../../keeper/session/pairs.ts";
 
 const DEPLOYMENT = {
@@ -44,7 +46,8 @@ export const REF = 10_000;
 
 export class TestPit implements PitPort {
   readonly pit: SessionPit;
-  phaseName: Phase = "trading";
+  readonly port: ExecutorPort;
+  phaseName: SessionPhase = "trading";
   endsAtMs = 3_600_000;
   readonly marginOverride = new Map<number, MarginStatus>();
   /** Every order that reached the book, per user, with the book's answer. */
@@ -54,22 +57,20 @@ export class TestPit implements PitPort {
   submits = 0;
 
   constructor(clock: Clock, sessionId = 1) {
-    const m = pepeMarket(sessionId);
-    this.pit = new SessionPit({
-      config: m.engine,
-      pairs: m.pairs,
+    const opened = openPit({
+      market: pepeMarket(sessionId),
       sessionId,
       journal: null,
       clock,
       phase: () => ({ sessionId, phase: this.phaseName, endsAtMs: this.endsAtMs }),
-      addressOf: () => undefined,
-      brokerOf: () => null,
     });
+    this.pit = opened.pit;
+    this.port = opened.port;
   }
 
   /** Credits USDC (whole dollars) and PEPE (lots) to each user, then opens trading. */
   fundAndOpen(users: readonly number[], usdc = 10_000, pepeLots = 0): this {
-    const lot = this.pit.pair(PEPE)!.lotSize;
+    const lot = this.port.pair(PEPE)!.lotSize;
     for (const u of users) {
       this.pit.apply({ type: "deposit", user: u, asset: USDC, amount: BigInt(usdc) * 1_000_000n });
       if (pepeLots > 0) this.pit.apply({ type: "deposit", user: u, asset: PEPE, amount: BigInt(pepeLots) * lot });
@@ -80,7 +81,7 @@ export class TestPit implements PitPort {
 
   /** A counterparty's resting order placed outside the executor. */
   rest(user: number, side: "buy" | "sell", price: number, size: number): string {
-    const r = this.pit.submit(user, { cancels: [], orders: [{ pair: PEPE, side, price, size, type: "limit" }] });
+    const r = this.port.submit(user, { cancels: [], orders: [{ pair: PEPE, side, price, size, type: "limit" }] });
     const o = r.orders[0]!;
     if (!o.accepted) throw new Error(`rest refused: ${o.reason}`);
     return o.orderId!;
@@ -91,28 +92,28 @@ export class TestPit implements PitPort {
   }
 
   phase(): PhaseView {
-    return this.pit.phase();
+    return this.port.phase();
   }
   pair(pair: number): PairView | undefined {
-    return this.pit.pair(pair);
+    return this.port.pair(pair);
   }
   pairBySymbol(symbol: string): PairView | undefined {
-    return this.pit.pairBySymbol(symbol);
+    return this.port.pairBySymbol(symbol);
   }
   market(pair: number, levels: number, trades: number): MarketView {
-    return this.pit.market(pair, levels, trades);
+    return this.port.market(pair, levels, trades);
   }
   account(user: number): AccountView {
-    const a = this.pit.account(user);
+    const a = this.port.account(user);
     const forced = this.marginOverride.get(user);
     return forced === undefined ? a : { ...a, marginStatus: forced };
   }
   fills(user: number, cursor: number): { fills: FillView[]; cursor: number } {
-    return this.pit.fills(user, cursor);
+    return this.port.fills(user, cursor);
   }
   submit(user: number, request: { cancels: string[]; orders: OrderRequest[] }): SubmitOutcome {
     this.submits += 1;
-    const out = this.pit.submit(user, request);
+    const out = this.port.submit(user, request);
     for (const c of request.cancels) this.cancelsReached.push({ user, orderId: c });
     out.orders.forEach((o, i) => {
       const order = request.orders[i]!;
@@ -123,6 +124,6 @@ export class TestPit implements PitPort {
   liquidate(user: number): LiquidationOutcome {
     this.liquidations.push(user);
     this.marginOverride.delete(user);
-    return this.pit.liquidate(user);
+    return this.port.liquidate(user);
   }
 }

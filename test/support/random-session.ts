@@ -6,13 +6,13 @@ import type { Command, CommandBody } from "../../keeper/core/commands.ts";
 import type { Engine } from "../../keeper/core/engine.ts";
 import type { CommandResult, EngineConfig } from "../../keeper/core/types.ts";
 import { DOGE, DOGE_LOT, PEPE, PEPE_LOT, USDC } from "./engine.ts";
-import { Prng } from "./prng.ts";
+import { Prng } from "../../keeper/core/prng.ts";
 
 export interface RandomSessionOptions {
   readonly seed: number;
   readonly steps: number;
   readonly users?: number;
-  /** Stop before end_trading / settle. */
+  /** Stop before end_trading / close_out. */
   readonly keepTrading?: boolean;
   /** Called after every command with the driving engine. */
   readonly check?: (engine: Engine, cmd: Command, result: CommandResult) => void;
@@ -105,7 +105,7 @@ export function runRandomSession(driver: Engine, config: EngineConfig, mirrors: 
   if (!opts.keepTrading) {
     send({ type: "end_trading" });
     send({ type: "deposit", user: 1, asset: USDC, amount: 5n });
-    send({ type: "settle" });
+    send({ type: "close_out" });
   }
   return journal;
 }

@@ -1,18 +1,22 @@
-// Browser tests of the pit page (keeper/web/) against scripts/dev-page-server.ts, driven through
-// the npm-shipped Chromium with playwright-core (test/support/browser.ts). The fake feed only advances when a test calls step(),
-// so every "it updates live" assertion compares states, never timings.
+// Browser tests of the pit page (keeper/web/) as the keeper serves it: the real app (keeper/api/app.ts,
+// its routes, JSON schemas, static files and /ws) over a simulated keeper port that plays a
+// scripted, seeded market (test/support/simulated-keeper.ts). The market only advances when a test
+// calls step(), so every "it updates live" assertion compares states, never timings. The browser
+// is the npm-shipped Chromium, driven with playwright-core (test/support/browser.ts).
 import { expect } from "chai";
 import { mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { KEEP_NAMES_SHIM, launchBrowser } from "../support/browser.ts";
 import { encodeFunctionData, getAddress, parseAbi, recoverTypedDataAddress, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { BROKERS, startDevPageServer, type DevPageServer, type WireLeaderRow, type WirePair } from "../../scripts/dev-page-server.ts";
 import { buildApp } from "../../keeper/api/app.ts";
-import type { KeeperPort, StreamClient } from "../../keeper/api/port.ts";
-import { keeperDomain } from "../../keeper/auth/eip712.ts";
+import type { LeaderboardRowWire, PairWire, StreamMessage } from "../../keeper/api/wire.ts";
+import { ACTION_TYPES } from "../../keeper/auth/eip712.ts";
+import { PROMPT_MAX_CHARS } from "../../keeper/brokers/prompt-rules.ts";
+import { KEEP_NAMES_SHIM, launchBrowser } from "../support/browser.ts";
+import { BROKERS, SimulatedKeeper, type SimulatedKeeperOptions } from "../support/simulated-keeper.ts";
 
 const OUT_DIR = fileURLToPath(new URL("../../test-output/page/", import.meta.url));
 // Hardhat's well-known development keys: test wallets only.
@@ -39,7 +43,7 @@ function fixed(value: bigint, decimals: number, frac: number, sign = false): str
  * quotePerTickLot quote base units per lot of lotSize base units, shown per whole base token with
  * the fewest decimals that print one tick exactly.
  */
-function price(pair: WirePair, ticks: number): string {
+function price(pair: PairWire, ticks: number): string {
   const num = BigInt(pair.quotePerTickLot) * 10n ** BigInt(pair.baseDecimals);
   const den = BigInt(pair.lotSize) * 10n ** BigInt(pair.quoteDecimals);
   let d = 0;
@@ -48,7 +52,35 @@ function price(pair: WirePair, ticks: number): string {
 }
 
 const shortAddr = (a: string) => `${a.slice(0, 6)}…${a.slice(-4)}`;
-const brokerName = (id: string | null) => BROKERS.find((b) => b.id === id)?.displayName ?? String(id);
+const brokerName = (id: string | null) => BROKERS.find((b) => b.id === id)?.name ?? String(id);
+
+/** A signed action as the page posted it, with the status the keeper's app answered (schema refusals included). */
+interface Post {
+  route: string;
+  status: number;
+  body: unknown;
+}
+
+interface Served {
+  keeper: SimulatedKeeper;
+  app: FastifyInstance;
+  url: string;
+  posts: Post[];
+}
+
+/** The keeper's app over a simulated keeper, listening on a free port. */
+async function serve(opts: SimulatedKeeperOptions): Promise<Served> {
+  const keeper = new SimulatedKeeper(opts);
+  const app = await buildApp({ keeper });
+  const posts: Post[] = [];
+  // Recorded before the reply leaves, so a test that has seen the page react also sees the post.
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (req.method === "POST") posts.push({ route: req.url, status: reply.statusCode, body: req.body });
+    return payload;
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  return { keeper, app, posts, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
+}
 
 interface PitView {
   bestBid: string;
@@ -95,13 +127,13 @@ function watchErrors(page: Page): string[] {
 type SignedRequest = { account: string; typedData: { domain: Record<string, unknown>; primaryType: string; types: Record<string, { name: string; type: string }[]>; message: Record<string, unknown> } };
 
 /**
- * An EIP-1193 provider injected before the page loads: it records every request in
+ * An EIP-1193 provider for `address`, injected before the page loads: it records every request in
  * window.__walletLog, answers balance and allowance calls (USDC_IN_WALLET of `usdc`, no
  * allowance), returns fake transaction hashes with successful receipts, and signs typed data in
  * Node with a real key (`getSigner()`), recording each request in `signed`.
  */
-async function installFakeWallet(context: BrowserContext, getSigner: () => typeof USER, signed: SignedRequest[], usdc: Address): Promise<void> {
-  // The fake wallet signs in Node with a real key, so the dev server's signature check is real.
+async function installFakeWallet(context: BrowserContext, address: Address, getSigner: () => typeof USER, signed: SignedRequest[], usdc: Address): Promise<void> {
+  // The fake wallet signs in Node with a real key, so the keeper's signature check is real.
   await context.exposeFunction("__signTypedData", async (account: string, json: string) => {
     const typedData = JSON.parse(json);
     signed.push({ account, typedData });
@@ -156,30 +188,32 @@ async function installFakeWallet(context: BrowserContext, getSigner: () => typeo
         removeListener() {},
       };
     },
-    { address: USER.address, usdc, usdcBalance: USDC_IN_WALLET.toString() },
+    { address, usdc, usdcBalance: USDC_IN_WALLET.toString() },
   );
 }
 
-describe("pit page (keeper/web) in chromium", function () {
+describe("pit page (keeper/web) in chromium, served by the keeper's app", function () {
   this.timeout(90_000);
-  let server: DevPageServer;
+  let server: Served;
+  let keeper: SimulatedKeeper;
   let browser: Browser;
 
   before(async () => {
     await mkdir(OUT_DIR, { recursive: true });
-    server = await startDevPageServer({
-      autoplay: false,
-      seed: 7,
-      warmupSteps: 120,
-      wallets: [{ address: USER.address, balances: { USDC: USDC_IN_VAULT.toString() } }],
-    });
+    server = await serve({ seed: 7, warmupSteps: 120, wallets: [{ address: USER.address, balances: { USDC: USDC_IN_VAULT } }] });
+    keeper = server.keeper;
     browser = await launchBrowser();
   });
 
   after(async () => {
     await browser?.close();
-    await server?.close();
+    await server?.app.close();
   });
+
+  const pairAt = (i: number) => keeper.session().pairs[i] as PairWire;
+  const bestBid = (pair: PairWire) => keeper.book(pair.symbol, 1)?.bids[0]?.price ?? 0;
+  const newestTrade = (pair: PairWire) => String(keeper.trades(pair.symbol, 1)?.[0]?.seq);
+  const topRow = () => keeper.leaderboard()[0] as LeaderboardRowWire;
 
   async function newPage(viewport = { width: 1280, height: 800 }): Promise<Page> {
     const page = await browser.newPage({ viewport });
@@ -187,10 +221,10 @@ describe("pit page (keeper/web) in chromium", function () {
     return page;
   }
 
-  async function openPit(viewport = { width: 1280, height: 800 }): Promise<{ page: Page; errors: string[] }> {
+  async function openPit(viewport = { width: 1280, height: 800 }, url = server.url): Promise<{ page: Page; errors: string[] }> {
     const page = await newPage(viewport);
     const errors = watchErrors(page);
-    await page.goto(`${server.url}/`);
+    await page.goto(`${url}/`);
     await page.waitForSelector('#conn[data-status="live"]');
     await page.waitForSelector("#bids .lvl");
     await page.waitForSelector("#tape .trade");
@@ -205,13 +239,15 @@ describe("pit page (keeper/web) in chromium", function () {
 
     // Exact values, formatted from integer ticks and base units: prices per whole token from
     // the pair's units, leaderboard PnL from USDC base units with two decimals.
-    const pepe = server.sim.session().pairs[0] as WirePair;
+    const pepe = pairAt(0);
     expect(pepe.symbol).to.equal("PEPE/USDC");
-    const book = server.sim.book(pepe.id, 1);
-    expect(first.bestBid).to.equal(price(pepe, book.bids[0]?.price ?? 0));
-    expect(first.bestAsk).to.equal(price(pepe, book.asks[0]?.price ?? 0));
-    expect(Number(first.bestBid)).to.be.closeTo(Number(book.bids[0]?.priceDisplay), 1e-15);
-    const top = server.sim.leaderboard()[0] as WireLeaderRow;
+    const book = keeper.book(pepe.symbol, 1);
+    expect(first.bestBid).to.equal(price(pepe, book?.bids[0]?.price ?? 0));
+    expect(first.bestAsk).to.equal(price(pepe, book?.asks[0]?.price ?? 0));
+    // The same price in floating point, from the definition: ticks * quotePerTickLot quote base units per lot.
+    const perToken = ((book?.bids[0]?.price ?? 0) * pepe.quotePerTickLot * 10 ** pepe.baseDecimals) / (Number(pepe.lotSize) * 10 ** pepe.quoteDecimals);
+    expect(Number(first.bestBid)).to.be.closeTo(perToken, 1e-15);
+    const top = topRow();
     expect(first.boardTopPnl).to.equal(fixed(BigInt(top.pnl), 6, 2, true));
     expect(first.board[0]).to.contain(brokerName(top.broker));
     expect(first.board[0]).to.contain(shortAddr(top.account));
@@ -224,13 +260,13 @@ describe("pit page (keeper/web) in chromium", function () {
     expect(await page.getAttribute("#conn", "data-status")).to.equal("live");
     expect(await page.locator("#prompts li").count()).to.equal(10);
 
-    server.step(6);
+    keeper.step(6);
     // What the page must converge to once it has read the stream.
     const want = {
-      tapeTop: String(server.sim.recentTrades(pepe.id, 1)[0]?.seq),
-      boardTopPnl: fixed(BigInt((server.sim.leaderboard()[0] as WireLeaderRow).pnl), 6, 2, true),
-      outcryLine: server.sim.outcry.at(-1)?.line ?? "<none>",
-      bestBid: price(pepe, server.sim.book(pepe.id, 1).bids[0]?.price ?? 0),
+      tapeTop: newestTrade(pepe),
+      boardTopPnl: fixed(BigInt(topRow().pnl), 6, 2, true),
+      outcryLine: keeper.outcry(1)[0]?.line ?? "<none>",
+      bestBid: price(pepe, bestBid(pepe)),
     };
     expect(want.tapeTop).to.not.equal(first.tapeTop);
     expect(want.outcryLine).to.not.equal(first.outcryTop);
@@ -246,18 +282,31 @@ describe("pit page (keeper/web) in chromium", function () {
     expect(second.board).to.not.deep.equal(first.board);
 
     // Another pair: the tab switches the book, chart and tape.
-    const dogePair = server.sim.session().pairs[2] as WirePair;
+    const dogePair = pairAt(2);
     await page.click(`#tickers button[data-pair="${dogePair.id}"]`);
     await page.waitForFunction(() => document.querySelector("#book-pair")?.textContent === "DOGE/USDC");
     const doge = await readPit(page);
-    expect(doge.bestBid).to.equal(price(dogePair, server.sim.book(dogePair.id, 1).bids[0]?.price ?? 0));
-    expect(doge.tapeTop).to.equal(String(server.sim.recentTrades(dogePair.id, 1)[0]?.seq));
+    expect(doge.bestBid).to.equal(price(dogePair, bestBid(dogePair)));
+    expect(doge.tapeTop).to.equal(newestTrade(dogePair));
     await page.click(`#tickers button[data-pair="${pepe.id}"]`);
     await page.waitForFunction(() => document.querySelector("#book-pair")?.textContent === "PEPE/USDC");
 
     // Let the last update's flash animations finish so the screenshot shows the settled book.
     await page.waitForTimeout(800);
     await page.screenshot({ path: `${OUT_DIR}pit-1280x800.png` });
+    expect(errors).to.deep.equal([]);
+    await page.close();
+  });
+
+  it("charts the whole session: the trades before the hello's 50 a pair come over HTTP", async () => {
+    const { page, errors } = await openPit();
+    const pepe = pairAt(0);
+    const all = keeper.trades(pepe.symbol, Number.MAX_SAFE_INTEGER)?.length ?? 0;
+    expect(all).to.be.greaterThan(50).and.at.most(500);
+    await page.waitForFunction(
+      ([id, n]) => (window as unknown as { __cme: { state: { pairs: Map<number, { trades: unknown[] }> } } }).__cme.state.pairs.get(id)?.trades.length === n,
+      [pepe.id, all] as const,
+    );
     expect(errors).to.deep.equal([]);
     await page.close();
   });
@@ -273,11 +322,11 @@ describe("pit page (keeper/web) in chromium", function () {
 
   it("reconnects after the stream drops and resumes live updates", async () => {
     const { page, errors } = await openPit();
-    server.dropClients();
+    keeper.dropClients();
     await page.waitForSelector('#conn[data-status="reconnecting"]');
     await page.waitForSelector('#conn[data-status="live"]', { timeout: 15_000 });
     const before = await readPit(page);
-    server.step(4);
+    keeper.step(4);
     await page.waitForFunction((prev) => (document.querySelector("#tape .trade") as HTMLElement | null)?.dataset.id !== prev, before.tapeTop);
     expect(errors).to.deep.equal([]);
     await page.close();
@@ -294,10 +343,10 @@ describe("pit page (keeper/web) in chromium", function () {
     await page.waitForSelector("#leaderboard tr");
     expect(await page.getAttribute("#conn", "data-status")).to.be.oneOf(["connecting", "reconnecting"]);
     const view = await readPit(page);
-    const pepe = server.sim.session().pairs[0] as WirePair;
-    expect(view.bestBid).to.equal(price(pepe, server.sim.book(pepe.id, 1).bids[0]?.price ?? 0));
-    expect(view.tapeTop).to.equal(String(server.sim.recentTrades(pepe.id, 1)[0]?.seq));
-    expect(view.boardTopPnl).to.equal(fixed(BigInt((server.sim.leaderboard()[0] as WireLeaderRow).pnl), 6, 2, true));
+    const pepe = pairAt(0);
+    expect(view.bestBid).to.equal(price(pepe, bestBid(pepe)));
+    expect(view.tapeTop).to.equal(newestTrade(pepe));
+    expect(view.boardTopPnl).to.equal(fixed(BigInt(topRow().pnl), 6, 2, true));
     expect(await page.textContent("#phase")).to.equal("Trading");
     expect(errors).to.deep.equal([]);
     await page.close();
@@ -306,7 +355,7 @@ describe("pit page (keeper/web) in chromium", function () {
   it("shows a broker's outcry as text, never as markup", async () => {
     const { page } = await openPit();
     const line = `<img src=x onerror="window.__pwned=1">BUY EVERYTHING`;
-    server.broadcast({ type: "outcry", account: USER.address, accountId: 4, broker: "momentum", line, ts: server.sim.now });
+    keeper.shout({ account: USER.address, accountId: 4, broker: "momentum", line, ts: keeper.session().serverTime });
     await page.waitForFunction((l) => document.querySelector("#outcry li q")?.textContent === l, line);
     expect(await page.locator("#outcry img").count()).to.equal(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).to.equal(undefined);
@@ -314,36 +363,40 @@ describe("pit page (keeper/web) in chromium", function () {
   });
 
   it("follows a session through closing, settlement and into the next one", async () => {
-    const quick = await startDevPageServer({ autoplay: false, seed: 3, warmupSteps: 10, phaseSteps: { pre_session: 5, trading: 14, closing: 3, settling: 6 } });
+    const quick = await serve({ seed: 3, warmupSteps: 10, phaseSteps: { pre_session: 5, trading: 14, closing: 3, settled: 1 } });
     const page = await newPage();
     const errors = watchErrors(page);
     try {
       await page.goto(`${quick.url}/`);
       await page.waitForSelector('#conn[data-status="live"]');
       await page.waitForSelector("#bids .lvl");
-      quick.step(4);
+      quick.keeper.step(4);
       await page.waitForFunction(() => document.querySelector("#phase")?.textContent === "Closing");
       await page.waitForFunction(() => document.querySelectorAll("#bids .lvl").length === 0);
-      quick.step(3);
+      quick.keeper.step(3);
       await page.waitForFunction(() => document.querySelector("#phase")?.textContent === "Settling");
-      quick.step(3);
+      // Settling has no scheduled end: it lasts until the vault finalizes.
+      expect(await page.textContent("#clock")).to.equal("on-chain");
+      // One settlement transaction a step: begin, then the batches.
+      quick.keeper.step(3);
       await page.waitForFunction(() => /posting batches 2\/3/.test(document.querySelector("#phase-note")?.textContent ?? ""));
-      quick.step(2);
+      quick.keeper.step(2);
       await page.waitForFunction(() => /session #7 finalized on-chain/.test(document.querySelector("#phase-note")?.textContent ?? ""));
-      // Finalized: session 7's top prompts are published and session 8 opens.
-      quick.step(1);
+      await page.waitForFunction(() => document.querySelector("#phase")?.textContent === "Settled");
+      // Finalized: session 7's top prompts are published, and after settled session 8 opens.
       await page.waitForFunction(() => [...document.querySelectorAll("#prompts-session option")].some((o) => o.textContent === "Session #7"));
+      quick.keeper.step(1);
       await page.waitForFunction(() => document.querySelector("#session-id")?.textContent === "Session #8");
       expect(await page.textContent("#phase")).to.equal("Pre-session");
       expect(await page.locator("#tape .trade").count()).to.equal(0);
       expect(await page.locator("#chart-overlay").textContent()).to.contain("Pre-session");
-      quick.step(12);
+      quick.keeper.step(12);
       await page.waitForFunction(() => document.querySelector("#phase")?.textContent === "Trading");
       await page.waitForSelector("#tape .trade");
       expect(errors).to.deep.equal([]);
     } finally {
       await page.close();
-      await quick.close();
+      await quick.app.close();
     }
   });
 
@@ -354,6 +407,32 @@ describe("pit page (keeper/web) in chromium", function () {
     expect(await page.textContent("#wallet-notice")).to.contain("No browser wallet found");
     expect(await page.isHidden("#account")).to.equal(true);
     await page.close();
+  });
+
+  it("shows a wallet without a vault account as such, and the keeper's refusal of its signed action", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.addInitScript(KEEP_NAMES_SHIM);
+    const signed: SignedRequest[] = [];
+    await installFakeWallet(context, STRANGER.address, () => STRANGER, signed, keeper.session().tokens[0]?.address as Address);
+    const page = await context.newPage();
+    try {
+      await page.goto(`${server.url}/`);
+      await page.waitForSelector('#conn[data-status="live"]');
+      await page.click("#wallet-btn");
+      await page.waitForFunction((a) => document.querySelector("#acct-address")?.textContent === a, STRANGER.address);
+      await page.waitForFunction(() => document.querySelector("#acct-id")?.textContent === "no deposit yet");
+      await page.selectOption("#f-broker select", "momentum");
+      await page.click('#f-broker button[type="submit"]');
+      // Past the app's body schema (a shape error would be a 400 naming the field) to the keeper's 403.
+      await page.waitForFunction(() => (document.querySelector("#f-broker .msg") as HTMLElement).dataset.kind === "error");
+      expect(await page.textContent("#f-broker .msg")).to.equal(`${STRANGER.address} has no vault account yet: deposit first (403)`);
+      expect(server.posts.at(-1)).to.include({ route: "/set-broker", status: 403 });
+      const eip712 = (await (await fetch(`${server.url}/api/eip712`)).json()) as { domain: unknown };
+      expect(signed.at(-1)?.typedData.domain).to.deep.equal(eip712.domain);
+      expect(signed.at(-1)?.typedData.primaryType).to.equal("SetBroker");
+    } finally {
+      await context.close();
+    }
   });
 
   describe("with a browser wallet (injected EIP-1193 provider)", () => {
@@ -367,7 +446,7 @@ describe("pit page (keeper/web) in chromium", function () {
     before(async () => {
       context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       await context.addInitScript(KEEP_NAMES_SHIM);
-      await installFakeWallet(context, () => signer, signed, server.sim.session().tokens[0]?.address as Address);
+      await installFakeWallet(context, USER.address, () => signer, signed, keeper.session().tokens[0]?.address as Address);
       page = await context.newPage();
       errors = watchErrors(page);
       await page.goto(`${server.url}/`);
@@ -380,14 +459,14 @@ describe("pit page (keeper/web) in chromium", function () {
     });
 
     const walletLog = () => page.evaluate(() => (window as unknown as { __walletLog: { method: string; params?: unknown[] }[] }).__walletLog);
-    const lastAction = () => server.actions.at(-1);
+    const lastPost = () => server.posts.at(-1);
     async function submit(form: string): Promise<{ kind: string; text: string }> {
-      const before = server.actions.length;
+      const before = server.posts.length;
       await page.click(`${form} button[type="submit"]`);
       await page.waitForFunction((f) => ["ok", "error"].includes((document.querySelector(`${f} .msg`) as HTMLElement | null)?.dataset.kind ?? ""), form);
       const msg = await page.$eval(`${form} .msg`, (m) => ({ kind: (m as HTMLElement).dataset.kind ?? "", text: m.textContent ?? "" }));
       // Local refusals post nothing; everything else reached the keeper exactly once.
-      expect(server.actions.length - before).to.be.lessThanOrEqual(1);
+      expect(server.posts.length - before).to.be.lessThanOrEqual(1);
       return msg;
     }
 
@@ -421,12 +500,12 @@ describe("pit page (keeper/web) in chromium", function () {
       expect(typed.message.account).to.equal(USER.address);
       expect(typed.message.brokerId).to.equal("market-maker");
       expect(typed.message.nonce).to.match(/^\d+$/);
-      expect(typed.message.expiry).to.be.a("number").greaterThan(Math.floor(server.sim.now / 1000));
+      expect(typed.message.expiry).to.be.a("number").greaterThan(Math.floor(keeper.session().serverTime / 1000));
 
-      const action = lastAction();
-      expect(action?.route).to.equal("/set-broker");
-      expect(action?.status).to.equal(200);
-      const body = action?.body as Record<string, string>;
+      const post = lastPost();
+      expect(post?.route).to.equal("/set-broker");
+      expect(post?.status).to.equal(200);
+      const body = post?.body as Record<string, string>;
       expect(body).to.deep.equal({ ...typed.message, signature: body.signature });
       const recovered = await recoverTypedDataAddress({
         domain: typed.domain,
@@ -442,22 +521,22 @@ describe("pit page (keeper/web) in chromium", function () {
     it("signs the strategy prompt and the one re-prompt; a second re-prompt is refused by the keeper", async () => {
       await page.fill("#f-prompt textarea", "Timid market maker: quote two ticks around mid.");
       expect(await submit("#f-prompt")).to.deep.equal({ kind: "ok", text: "Prompt saved. It stays private unless it makes the top 10." });
-      expect(lastAction()).to.include({ route: "/set-prompt", status: 200 });
-      expect((lastAction()?.body as { prompt: string }).prompt).to.equal("Timid market maker: quote two ticks around mid.");
+      expect(lastPost()).to.include({ route: "/set-prompt", status: 200 });
+      expect((lastPost()?.body as { prompt: string }).prompt).to.equal("Timid market maker: quote two ticks around mid.");
 
       await page.fill("#f-reprompt textarea", "Turn aggressive: lift offers on PEPE.");
       expect((await submit("#f-reprompt")).kind).to.equal("ok");
-      expect(lastAction()).to.include({ route: "/reprompt", status: 200 });
+      expect(lastPost()).to.include({ route: "/reprompt", status: 200 });
       expect(signed.at(-1)?.typedData.primaryType).to.equal("Reprompt");
       await page.waitForFunction(() => (document.querySelector("#f-reprompt button") as HTMLButtonElement).disabled);
       expect(await page.textContent('#f-reprompt [data-hint="reprompt"]')).to.equal("used this session");
 
       // Submitted anyway (a second tab, a stale page): the keeper's 409 reaches the user.
-      const before = server.actions.length;
+      const before = server.posts.length;
       await page.$eval("#f-reprompt", (f) => (f as HTMLFormElement).requestSubmit());
       await page.waitForFunction(() => (document.querySelector("#f-reprompt .msg") as HTMLElement).dataset.kind === "error");
       expect(await page.textContent("#f-reprompt .msg")).to.equal("the one re-prompt of session 7 was already used (409)");
-      expect(server.actions.length).to.equal(before + 1);
+      expect(server.posts.length).to.equal(before + 1);
     });
 
     it("shows the keeper's refusals with their message and marks the named field", async () => {
@@ -467,14 +546,15 @@ describe("pit page (keeper/web) in chromium", function () {
       expect(pairs.kind).to.equal("error");
       expect(pairs.text).to.equal("pairs can only be set in pre-session (now trading) (409)");
       expect(await page.getAttribute("#f-pairs .checks", "aria-invalid")).to.equal("true");
-      expect(lastAction()?.body).to.include({ account: USER.address });
-      expect((lastAction()?.body as { pairs: string[] }).pairs).to.deep.equal(["PEPE/USDC", "DOGE/USDC"]);
+      expect(lastPost()?.body).to.include({ account: USER.address });
+      expect((lastPost()?.body as { pairs: string[] }).pairs).to.deep.equal(["PEPE/USDC", "DOGE/USDC"]);
 
-      // 400 naming a field: the keeper's limit on prompt length.
+      // 400 naming a field: the app's schema limit on prompt length.
       // The textarea's maxlength stops typing; a pasted-in value set by script gets past it.
-      await page.$eval("#f-prompt textarea", (t) => ((t as HTMLTextAreaElement).value = "x".repeat(4001)));
+      await page.$eval("#f-prompt textarea", (t, n) => ((t as HTMLTextAreaElement).value = "x".repeat(n)), PROMPT_MAX_CHARS + 1);
       const tooLong = await submit("#f-prompt");
-      expect(tooLong).to.deep.equal({ kind: "error", text: "prompt: must NOT have more than 4000 characters (400)" });
+      expect(tooLong).to.deep.equal({ kind: "error", text: `prompt: body/prompt must NOT have more than ${PROMPT_MAX_CHARS} characters (400)` });
+      expect(lastPost()).to.include({ route: "/set-prompt", status: 400 });
       expect(await page.getAttribute("#f-prompt textarea", "aria-invalid")).to.equal("true");
 
       // 401: the wallet signed with another key (an account switched behind the page's back).
@@ -483,12 +563,21 @@ describe("pit page (keeper/web) in chromium", function () {
       const wrong = await submit("#f-prompt");
       signer = USER;
       expect(wrong.kind).to.equal("error");
-      expect(wrong.text).to.equal(`signature is by ${STRANGER.address}, not ${USER.address} (check chain id 31337 and verifying contract ${server.sim.session().vault}) (401)`);
+      expect(wrong.text).to.equal(`signature is by ${STRANGER.address}, not ${USER.address} (check chain id 31337 and verifying contract ${keeper.session().vault}) (401)`);
+
+      // 401: a replayed request (an earlier signed body sent again in place of the new one).
+      const earlier = server.posts.find((p) => p.route === "/set-prompt" && p.status === 200)?.body as { nonce: string };
+      await page.route("**/set-prompt", (route) => route.continue({ postData: JSON.stringify(earlier) }), { times: 1 });
+      await page.fill("#f-prompt textarea", "Anything: the request is swapped for an old one.");
+      const replayed = await submit("#f-prompt");
+      expect(replayed).to.deep.equal({ kind: "error", text: `nonce ${earlier.nonce} was already used by ${USER.address} (401)` });
+      expect(lastPost()).to.include({ route: "/set-prompt", status: 401 });
     });
 
     it("deposits with approve then vault.deposit, hand-encoded", async () => {
-      const session = server.sim.session();
+      const session = keeper.session();
       const usdc = session.tokens[0]?.address as Address;
+      const vault = session.vault as Address;
       await page.selectOption("#f-deposit select", "0");
       await page.fill("#f-deposit input[name=amount]", "1.1234567");
       expect(await submit("#f-deposit")).to.deep.equal({ kind: "error", text: "Amount: at most 6 decimals." });
@@ -500,11 +589,11 @@ describe("pit page (keeper/web) in chromium", function () {
       expect(msg).to.deep.equal({ kind: "ok", text: "Deposited 12.5 USDC. The keeper credits it once the block is confirmed." });
       const log = (await walletLog()).slice(logBefore);
       const allowance = log.find((e) => e.method === "eth_call" && (e.params?.[0] as { data: string }).data.startsWith("0xdd62ed3e"));
-      expect(allowance?.params?.[0]).to.deep.equal({ to: usdc, data: encodeFunctionData({ abi: ERC20, functionName: "allowance", args: [USER.address, session.vault] }) });
+      expect(allowance?.params?.[0]).to.deep.equal({ to: usdc, data: encodeFunctionData({ abi: ERC20, functionName: "allowance", args: [USER.address, vault] }) });
       const txs = log.filter((e) => e.method === "eth_sendTransaction").map((e) => e.params?.[0]);
       expect(txs).to.deep.equal([
-        { from: USER.address, to: usdc, data: encodeFunctionData({ abi: ERC20, functionName: "approve", args: [session.vault, 12_500_000n] }) },
-        { from: USER.address, to: session.vault, data: encodeFunctionData({ abi: VAULT_ABI, functionName: "deposit", args: [usdc, 12_500_000n] }) },
+        { from: USER.address, to: usdc, data: encodeFunctionData({ abi: ERC20, functionName: "approve", args: [vault, 12_500_000n] }) },
+        { from: USER.address, to: vault, data: encodeFunctionData({ abi: VAULT_ABI, functionName: "deposit", args: [usdc, 12_500_000n] }) },
       ]);
       expect(getAddress((txs[0] as { to: string }).to)).to.equal(usdc);
       await page.$eval("#drawer-body", (d) => d.scrollTo(0, 0));
@@ -512,124 +601,149 @@ describe("pit page (keeper/web) in chromium", function () {
       expect(errors).to.deep.equal([]);
     });
   });
+});
 
-  // The same page behind the keeper's real HTTP layer: its routes, JSON schemas (which drop any
-  // field they do not declare), pair parameters and WebSocket plugin, over a read-only port that
-  // serves the scripted market.
-  describe("served by the keeper's fastify app (keeper/app.ts)", () => {
-    let dev: DevPageServer;
-    let app: Awaited<ReturnType<typeof buildApp>>;
-    let url: string;
-    const clients = new Set<StreamClient>();
+// The simulated keeper itself: a function of its seed, streaming as the hub does, and refusing
+// signed actions as the keeper does, in the same order (schema 400, envelope 401 or 400,
+// registration 403, then the action's rules), naming the field; the page shows what it refuses.
+describe("simulated keeper (test/support/simulated-keeper.ts) behind the keeper's app", () => {
+  let keeper: SimulatedKeeper;
+  let app: FastifyInstance;
+  let nonce = 0;
 
-    before(async () => {
-      dev = await startDevPageServer({ autoplay: false, seed: 11, warmupSteps: 90 });
-      const sim = dev.sim;
-      const pairOf = (symbol: string) => sim.session().pairs.find((p) => p.symbol === symbol);
-      const readOnly = async () => ({ ok: false as const, refusal: { status: 503 as const, error: "read_only", message: "read-only test keeper" } });
-      const port: KeeperPort = {
-        session: () => sim.session(),
-        readVersion: () => `${sim.sessionId}:${sim.now}:${sim.outcry.length}`,
-        book: (pair, levels) => {
-          const p = pairOf(pair);
-          return p && sim.book(p.id, levels);
-        },
-        trades: (pair, limit) => {
-          const p = pairOf(pair);
-          return p && sim.recentTrades(p.id, limit);
-        },
-        outcry: (limit) => sim.outcry.slice(-limit).reverse(),
-        leaderboard: () => sim.leaderboard(),
-        topPrompts: () => sim.topPrompts,
-        brokers: () => BROKERS,
-        account: (address) => sim.accountView(getAddress(address)),
-        fillLog: () => undefined,
-        settlement: async () => undefined,
-        domain: () => keeperDomain(31337, sim.session().vault),
-        health: () => ({ ok: true }),
-        metrics: () => "",
-        setBroker: readOnly,
-        setPrompt: readOnly,
-        setPairs: readOnly,
-        reprompt: readOnly,
-        withdrawalPermit: readOnly,
-        adminSettle: readOnly,
-        subscribe: (client) => {
-          client.send(JSON.stringify(sim.hello()));
-          clients.add(client);
-          return () => clients.delete(client);
-        },
-      };
-      app = await buildApp({ keeper: port });
-      await app.listen({ port: 0, host: "127.0.0.1" });
-      url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  before(async () => {
+    keeper = new SimulatedKeeper({ seed: 5, warmupSteps: 3, wallets: [{ address: USER.address }] });
+    app = await buildApp({ keeper });
+  });
+
+  after(async () => {
+    await app?.close();
+  });
+
+  /** A set-prompt body signed by `signer` for USER, with `patch` applied after signing. */
+  async function setPrompt(opts: { signer?: typeof USER; prompt?: string; expiry?: number; nonce?: string } = {}, patch: Record<string, unknown> = {}) {
+    const expiry = opts.expiry ?? Math.floor(keeper.session().serverTime / 1000) + 600;
+    const n = opts.nonce ?? String(++nonce);
+    const prompt = opts.prompt ?? "Quote both sides, small.";
+    const signature = await (opts.signer ?? USER).signTypedData({
+      domain: keeper.domain(),
+      types: { SetPrompt: ACTION_TYPES.SetPrompt },
+      primaryType: "SetPrompt",
+      message: { account: USER.address, prompt, nonce: BigInt(n), expiry: BigInt(expiry) },
     });
+    return { account: USER.address, prompt, nonce: n, expiry, signature, ...patch };
+  }
 
-    after(async () => {
-      await app?.close();
-      await dev?.close();
+  async function post(url: string, payload: unknown): Promise<{ status: number; body: { error?: string; field?: string; message?: string } }> {
+    const res = await app.inject({ method: "POST", url, payload: payload as Record<string, unknown> });
+    return { status: res.statusCode, body: res.json() };
+  }
+
+  it("plays the same market for the same seed, moving only when stepped", () => {
+    const picture = (k: SimulatedKeeper) => JSON.stringify([k.session(), k.book("WIF/USDC", 20), k.trades("WIF/USDC", 500), k.outcry(500), k.leaderboard(), k.topPrompts()]);
+    const a = new SimulatedKeeper({ seed: 9, warmupSteps: 20 });
+    const b = new SimulatedKeeper({ seed: 9, warmupSteps: 20 });
+    const first = picture(a);
+    expect(picture(b)).to.equal(first);
+    expect(picture(a)).to.equal(first);
+    a.step(5);
+    b.step(5);
+    expect(picture(a)).to.equal(picture(b)).and.not.equal(first);
+    expect(picture(new SimulatedKeeper({ seed: 10, warmupSteps: 20 }))).to.not.equal(first);
+  });
+
+  it("streams a hello first, then each step with orders, fills and outcry conflated as the hub does", () => {
+    const k = new SimulatedKeeper({ seed: 9, warmupSteps: 20 });
+    const got: StreamMessage[] = [];
+    k.subscribe({ send: (data) => got.push(JSON.parse(data) as StreamMessage), bufferedAmount: 0, close() {}, terminate() {} });
+    expect(got.map((m) => m.type)).to.deep.equal(["hello"]);
+    k.step(4);
+    const fills = got.filter((m): m is Extract<StreamMessage, { type: "fill" }> => m.type === "fill");
+    expect(fills).to.have.length.greaterThan(0);
+    for (const f of fills) {
+      const { type: _t, items, ...top } = f;
+      expect(top).to.deep.equal(items.at(-1));
+    }
+    // Every trade of those steps was streamed once, in order, up to the newest.
+    const seqs = fills.flatMap((f) => f.items.map((t) => t.seq));
+    const newest = Math.max(...k.session().pairs.map((p) => k.trades(p.symbol, 1)?.[0]?.seq ?? 0));
+    expect(seqs).to.deep.equal(Array.from({ length: seqs.length }, (_, i) => newest - seqs.length + 1 + i));
+  });
+
+  it("accepts a well-signed action and answers with the settings", async () => {
+    const res = await post("/set-prompt", await setPrompt());
+    expect(res.status).to.equal(200);
+    expect(res.body).to.deep.include({ ok: true });
+  });
+
+  it("refuses malformed bodies with 400 naming the field", async () => {
+    for (const [patch, field] of [
+      [{ signature: "0x1234" }, "signature"],
+      [{ nonce: "12a" }, "nonce"],
+      [{ account: "0x1234" }, "account"],
+      [{ extra: 1 }, "extra"],
+    ] as const) {
+      const res = await post("/set-prompt", await setPrompt({}, patch));
+      expect(res.status, field).to.equal(400);
+      expect(res.body).to.include({ error: "bad_request", field });
+    }
+  });
+
+  it("refuses a signature that does not decode, or is by another key, with 401 on the signature", async () => {
+    const junk = await post("/set-prompt", await setPrompt({}, { signature: `0x${"00".repeat(65)}` }));
+    expect(junk.status).to.equal(401);
+    expect(junk.body).to.include({ error: "bad_signature", field: "signature" });
+    const wrong = await post("/set-prompt", await setPrompt({ signer: STRANGER }));
+    expect(wrong.status).to.equal(401);
+    expect(wrong.body).to.include({ error: "wrong_signer", field: "signature" });
+    expect(wrong.body.message).to.contain(`signature is by ${STRANGER.address}, not ${USER.address}`);
+    // Signed over another prompt than the one sent: the recovered signer is someone else.
+    const swapped = await post("/set-prompt", await setPrompt({}, { prompt: "Something else entirely." }));
+    expect(swapped.status).to.equal(401);
+    expect(swapped.body).to.include({ error: "wrong_signer", field: "signature" });
+  });
+
+  it("refuses expired, too distant and wrong-chain envelopes naming the field", async () => {
+    const now = Math.floor(keeper.session().serverTime / 1000);
+    const expired = await post("/set-prompt", await setPrompt({ expiry: now - 1 }));
+    expect([expired.status, expired.body.error, expired.body.field]).to.deep.equal([401, "expired", "expiry"]);
+    const far = await post("/set-prompt", await setPrompt({ expiry: now + 7200 }));
+    expect([far.status, far.body.error, far.body.field]).to.deep.equal([400, "expiry_too_far", "expiry"]);
+    const chain = await post("/set-prompt", await setPrompt({}, { chainId: 1 }));
+    expect([chain.status, chain.body.error, chain.body.field]).to.deep.equal([401, "wrong_chain", "chainId"]);
+  });
+
+  it("refuses a replayed nonce, and spends a nonce only when the action applies", async () => {
+    const body = await setPrompt();
+    expect((await post("/set-prompt", body)).status).to.equal(200);
+    const again = await post("/set-prompt", body);
+    expect([again.status, again.body.error, again.body.field]).to.deep.equal([401, "replayed_nonce", "nonce"]);
+    expect(again.body.message).to.equal(`nonce ${body.nonce} was already used by ${USER.address}`);
+
+    // A refused action (set-pairs while trading: 409) leaves its nonce usable.
+    const n = String(++nonce);
+    const expiry = Math.floor(keeper.session().serverTime / 1000) + 600;
+    const pairs = ["PEPE/USDC"];
+    const signature = await USER.signTypedData({
+      domain: keeper.domain(),
+      types: { SetPairs: ACTION_TYPES.SetPairs },
+      primaryType: "SetPairs",
+      message: { account: USER.address, pairs, nonce: BigInt(n), expiry: BigInt(expiry) },
     });
+    const refusedPairs = await post("/set-pairs", { account: USER.address, pairs, nonce: n, expiry, signature });
+    expect([refusedPairs.status, refusedPairs.body.error, refusedPairs.body.field]).to.deep.equal([409, "wrong_phase", "pairs"]);
+    expect((await post("/set-prompt", await setPrompt({ nonce: n }))).status).to.equal(200);
+  });
 
-    const step = (n: number) => {
-      for (let i = 0; i < n; i++) for (const msg of dev.sim.step()) for (const c of clients) c.send(JSON.stringify(msg));
-    };
-
-    it("renders the pit and follows the stream", async () => {
-      const page = await newPage();
-      const errors = watchErrors(page);
-      await page.goto(`${url}/`);
-      await page.waitForSelector('#conn[data-status="live"]');
-      await page.waitForSelector("#bids .lvl");
-      await page.waitForSelector("#tape .trade");
-      await page.waitForSelector("#outcry li q");
-      await page.waitForSelector("#leaderboard tr");
-      const pepe = dev.sim.session().pairs[0] as WirePair;
-      const first = await readPit(page);
-      expect(first.bestBid).to.equal(price(pepe, dev.sim.book(pepe.id, 1).bids[0]?.price ?? 0));
-      expect(first.boardTopPnl).to.equal(fixed(BigInt((dev.sim.leaderboard()[0] as WireLeaderRow).pnl), 6, 2, true));
-      // The hello carries 50 trades a pair; the page fetched the session's history over HTTP.
-      const all = dev.sim.trades.filter((t) => t.pair === pepe.symbol).length;
-      expect(all).to.be.greaterThan(50);
-      await page.waitForFunction(
-        ([id, n]) => (window as unknown as { __cme: { state: { pairs: Map<number, { trades: unknown[] }> } } }).__cme.state.pairs.get(id)?.trades.length === n,
-        [pepe.id, all] as const,
-      );
-      expect(await page.locator("#prompts li").count()).to.equal(10);
-
-      step(6);
-      const want = { tapeTop: String(dev.sim.recentTrades(pepe.id, 1)[0]?.seq), outcry: dev.sim.outcry.at(-1)?.line ?? "<none>" };
-      expect(want.tapeTop).to.not.equal(first.tapeTop);
-      await page.waitForFunction(
-        (w) => (document.querySelector("#tape .trade") as HTMLElement | null)?.dataset.id === w.tapeTop && document.querySelector("#outcry li q")?.textContent === w.outcry,
-        want,
-      );
-      expect(errors).to.deep.equal([]);
-      await page.close();
+  it("refuses a wallet without a vault account with 403", async () => {
+    const expiry = Math.floor(keeper.session().serverTime / 1000) + 600;
+    const signature = await STRANGER.signTypedData({
+      domain: keeper.domain(),
+      types: { SetBroker: ACTION_TYPES.SetBroker },
+      primaryType: "SetBroker",
+      message: { account: STRANGER.address, brokerId: "momentum", nonce: 1n, expiry: BigInt(expiry) },
     });
-
-    it("posts signed actions the keeper's body schema accepts", async () => {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-      await context.addInitScript(KEEP_NAMES_SHIM);
-      const signed: SignedRequest[] = [];
-      await installFakeWallet(context, () => USER, signed, dev.sim.session().tokens[0]?.address as Address);
-      const page = await context.newPage();
-      try {
-        await page.goto(`${url}/`);
-        await page.waitForSelector('#conn[data-status="live"]');
-        await page.click("#wallet-btn");
-        await page.waitForFunction((a) => document.querySelector("#acct-address")?.textContent === a, USER.address);
-        await page.waitForFunction(() => document.querySelector("#acct-id")?.textContent === "no deposit yet");
-        await page.selectOption("#f-broker select", "momentum");
-        await page.click('#f-broker button[type="submit"]');
-        // Past the JSON schema (a shape error would be a 400 naming the field) to the port's refusal.
-        await page.waitForFunction(() => (document.querySelector("#f-broker .msg") as HTMLElement).dataset.kind === "error");
-        expect(await page.textContent("#f-broker .msg")).to.equal("read-only test keeper (503)");
-        const eip712 = (await (await fetch(`${url}/api/eip712`)).json()) as { domain: unknown };
-        expect(signed.at(-1)?.typedData.domain).to.deep.equal(eip712.domain);
-        expect(signed.at(-1)?.typedData.primaryType).to.equal("SetBroker");
-      } finally {
-        await context.close();
-      }
-    });
+    const res = await post("/set-broker", { account: STRANGER.address, brokerId: "momentum", nonce: "1", expiry, signature });
+    expect([res.status, res.body.error, res.body.field]).to.deep.equal([403, "not_registered", "account"]);
   });
 });

@@ -4,7 +4,7 @@ import type { Broker, BrokerContext, BrokerResult, Decision } from "../types.ts"
 import { marketMaker } from "./market-maker.ts";
 import { meanReversion } from "./mean-reversion.ts";
 import { momentum } from "./momentum.ts";
-import { rng } from "./rng.ts";
+import { rng } from "../../core/prng.ts";
 import { scalper } from "./scalper.ts";
 import { clipOutcry } from "./book-math.ts";
 import { strategyParamsFor, type StrategyParams } from "./strategy-params.ts";

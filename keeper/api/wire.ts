@@ -1,0 +1,45 @@
+// The keeper's wire as TypeScript types, derived from the JSON schemas that validate and
+// serialize it (api/schemas.ts), so a shape is defined once: what a route sends, what the stream
+// sends, what the page and the client library read, and what a simulated keeper must produce.
+import type { FromSchema } from "json-schema-to-ts";
+import type * as S from "./schemas.ts";
+
+export type SessionWire = FromSchema<typeof S.sessionSchema>;
+export type PairWire = FromSchema<typeof S.pairSchema>;
+export type TokenWire = FromSchema<typeof S.tokenSchema>;
+export type BookWire = FromSchema<typeof S.bookSchema>;
+export type TradeWire = FromSchema<typeof S.tradeSchema>;
+export type OutcryWire = FromSchema<typeof S.outcrySchema>;
+export type LeaderboardRowWire = FromSchema<typeof S.leaderboardRowSchema>;
+export type TopPromptWire = FromSchema<typeof S.topPromptSchema>;
+export type BrokerWire = FromSchema<typeof S.brokerSchema>;
+export type AccountWire = FromSchema<typeof S.accountSchema>;
+export type SettlementWire = FromSchema<typeof S.settlementSchema>;
+export type HealthWire = FromSchema<typeof S.healthSchema>;
+export type UserSettingsWire = FromSchema<typeof S.userSettingsSchema>;
+export type PermitWire = FromSchema<typeof S.permitSchema>;
+export type OrderEventWire = FromSchema<typeof S.orderEventSchema>;
+
+export type HelloWire = FromSchema<typeof S.streamSchemas.hello>;
+
+/** What the keeper publishes for each stream message type (the hub adds `type`, and `items` when it conflates). */
+export interface StreamPayloads {
+  phase: { session: SessionWire };
+  order: OrderEventWire;
+  fill: TradeWire;
+  outcry: OutcryWire;
+  pnl: { rows: LeaderboardRowWire[] };
+  book: BookWire;
+  settlement: SettlementWire;
+}
+
+/** Every message of the WebSocket stream (streamSchemas in api/schemas.ts). */
+export type StreamMessage =
+  | ({ type: "hello" } & HelloWire)
+  | ({ type: "phase" } & StreamPayloads["phase"])
+  | ({ type: "order" } & OrderEventWire & { items: OrderEventWire[] })
+  | ({ type: "fill" } & TradeWire & { items: TradeWire[] })
+  | ({ type: "outcry" } & OutcryWire & { items: OutcryWire[] })
+  | ({ type: "pnl" } & StreamPayloads["pnl"])
+  | ({ type: "book" } & BookWire)
+  | ({ type: "settlement" } & SettlementWire);

@@ -1,0 +1,177 @@
+// The pit as the executor sees it (executor/pit-port.ts): engine reads turned into the executor's
+// bigint views, each broker's fills since its last look, and orders and liquidations sent through
+// the pit (so they are journaled like everything else).
+import type { Command } from "../core/commands.ts";
+import type { CommandResult } from "../core/types.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type {
+  AccountView,
+  FillView,
+  LiquidationOutcome,
+  MarketView,
+  OrderRequest,
+  PairView,
+  PhaseView,
+  PitPort,
+  SubmitOutcome,
+} from "../executor/pit-port.ts";
+import type { SessionPit } from "./pit.ts";
+import type { PairMeta } from "./pairs.ts";
+
+const FILLS_KEPT_PER_USER = 200;
+
+export class ExecutorPort implements PitPort {
+  readonly #pit: SessionPit;
+  readonly #phase: () => PhaseView;
+  readonly #metrics: Metrics | undefined;
+  readonly #pairViews: Map<number, PairView>;
+  #fills = new Map<number, { cursor: number; fill: FillView }[]>();
+  #fillCursor = 0;
+  #orderTs = new Map<number, number>();
+
+  constructor(opts: { pit: SessionPit; pairs: readonly PairMeta[]; phase: () => PhaseView; metrics?: Metrics }) {
+    this.#pit = opts.pit;
+    this.#phase = opts.phase;
+    this.#metrics = opts.metrics;
+    const fees = opts.pit.config.fees;
+    this.#pairViews = new Map(
+      opts.pairs.map((p) => [
+        p.id,
+        {
+          pair: p.id,
+          symbol: p.symbol,
+          base: { asset: p.base, symbol: p.baseSymbol, decimals: p.baseDecimals },
+          quote: { asset: p.quote, symbol: p.quoteSymbol, decimals: p.quoteDecimals },
+          lotSize: p.lotSize,
+          tickValue: BigInt(p.quotePerTickLot),
+          makerFeeBps: fees.makerBps,
+          takerFeeBps: fees.takerBps,
+          maxOrderLots: p.maxSizeLots,
+        },
+      ]),
+    );
+  }
+
+  /** A pit listener (SessionPit.subscribe): order times and every user's fills. */
+  readonly listener = (_cmd: Command, r: CommandResult): void => {
+    if (!r.ok) return;
+    for (const e of r.events) {
+      switch (e.kind) {
+        case "order_accepted":
+          this.#orderTs.set(e.orderId, e.ts);
+          break;
+        case "order_cancelled":
+          this.#orderTs.delete(e.orderId);
+          break;
+        case "fill": {
+          if (e.makerRemaining === 0) this.#orderTs.delete(e.makerOrderId);
+          const cursor = ++this.#fillCursor;
+          const add = (user: number, orderId: number, side: "buy" | "sell", liquidity: "maker" | "taker", fee: number) => {
+            let list = this.#fills.get(user);
+            if (list === undefined) this.#fills.set(user, (list = []));
+            list.push({ cursor, fill: { orderId: String(orderId), pair: e.pair, side, price: e.price, size: e.size, liquidity, fee: BigInt(fee), ts: e.ts } });
+            if (list.length > FILLS_KEPT_PER_USER) list.splice(0, list.length - FILLS_KEPT_PER_USER);
+          };
+          add(e.maker, e.makerOrderId, e.takerSide === "buy" ? "sell" : "buy", "maker", e.makerFee);
+          add(e.taker, e.takerOrderId, e.takerSide, "taker", e.takerFee);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  };
+
+  phase(): PhaseView {
+    return this.#phase();
+  }
+
+  pair(pair: number): PairView | undefined {
+    return this.#pairViews.get(pair);
+  }
+
+  pairBySymbol(symbol: string): PairView | undefined {
+    for (const p of this.#pairViews.values()) if (p.symbol === symbol) return p;
+    return undefined;
+  }
+
+  market(pair: number, levels: number, trades: number): MarketView {
+    const reads = this.#pit.reads;
+    const depth = reads.depth(pair, levels);
+    const recent = reads.recentTrades(pair, trades);
+    return {
+      pair,
+      bids: depth.bids.map((l) => ({ price: l.price, size: l.size })),
+      asks: depth.asks.map((l) => ({ price: l.price, size: l.size })),
+      mid: reads.mid(pair),
+      mark: reads.mark(pair),
+      // The engine lists newest first; the executor's port wants newest last.
+      trades: recent.map((t) => ({ price: t.price, size: t.size, takerSide: t.takerSide, ts: t.ts })).reverse(),
+    };
+  }
+
+  account(user: number): AccountView {
+    const a = this.#pit.reads.account(user);
+    return {
+      user,
+      inventory: a.positions.map((p) => ({ asset: p.asset, amount: p.baseUnits })),
+      openOrders: a.openOrders.map((o) => ({
+        orderId: String(o.orderId),
+        pair: o.pair,
+        side: o.side,
+        price: o.price,
+        size: o.remaining,
+        type: o.orderType,
+        ts: this.#orderTs.get(o.orderId) ?? 0,
+      })),
+      equity: BigInt(a.equity),
+      initialMargin: BigInt(a.initialMargin),
+      maintenanceMargin: BigInt(a.maintenanceMargin),
+      marginStatus: a.marginStatus,
+      pnl: BigInt(a.pnl),
+    };
+  }
+
+  fills(user: number, cursor: number): { fills: FillView[]; cursor: number } {
+    const list = this.#fills.get(user) ?? [];
+    const out: FillView[] = [];
+    for (const f of list) if (f.cursor > cursor) out.push(f.fill);
+    return { fills: out, cursor: this.#fillCursor };
+  }
+
+  submit(user: number, request: { cancels: string[]; orders: OrderRequest[] }): SubmitOutcome {
+    const pit = this.#pit;
+    const out: SubmitOutcome = { cancels: [], orders: [] };
+    for (const id of request.cancels) {
+      const r = id === "all" ? pit.apply({ type: "cancel_all", user }) : pit.apply({ type: "cancel", user, orderId: Number(id) });
+      out.cancels.push(r.ok ? { orderId: id, accepted: true } : { orderId: id, accepted: false, reason: r.reason });
+    }
+    request.orders.forEach((o, index) => {
+      const r = pit.apply({ type: "place", user, pair: o.pair, side: o.side, orderType: o.type, price: o.price, size: o.size });
+      if (r.ok) {
+        const filled = r.order?.filled ?? 0;
+        const resting = r.order?.status === "resting" ? (r.order.remaining ?? 0) : 0;
+        out.orders.push({ index, accepted: true, orderId: String(r.order?.orderId ?? r.seq), filled, resting });
+        this.#metrics?.orders.inc({ outcome: "accepted" });
+      } else {
+        out.orders.push({ index, accepted: false, reason: r.reason, filled: 0, resting: 0 });
+        this.#metrics?.orders.inc({ outcome: r.reason });
+      }
+    });
+    return out;
+  }
+
+  liquidate(user: number): LiquidationOutcome {
+    const before = this.#pit.reads.account(user).openOrders.length;
+    const r = this.#pit.apply({ type: "liquidate", user });
+    if (!r.ok) return { cancelledOrders: 0, summary: `not liquidated: ${r.reason}` };
+    const liq = r.events.find((e) => e.kind === "liquidated");
+    return {
+      cancelledOrders: before,
+      summary:
+        liq?.kind === "liquidated"
+          ? `liquidated below maintenance margin: equity ${liq.equityBefore} -> ${liq.equityAfter}, fee ${liq.fee}${liq.covered ? "" : ", liabilities left"}`
+          : "liquidated",
+    };
+  }
+}
