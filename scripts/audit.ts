@@ -25,6 +25,7 @@ import {
   type FillLog,
 } from "../keeper/settlement/fill-log.ts";
 import { CMEVaultAbi } from "../indexer/abis/CMEVault.ts";
+import { graphql as indexerGraphql, IndexerQueryError } from "../indexer/client.ts";
 
 // ------------------------------------------------------------------------------ public data
 
@@ -60,22 +61,11 @@ export class AuditInputError extends Error {
 }
 
 async function graphql<T>(url: string, query: string, variables: Record<string, unknown>): Promise<T> {
-  let response: Response;
   try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ query, variables }),
-    });
+    return await indexerGraphql<T>(url, query, variables);
   } catch (error) {
-    throw new AuditInputError(`cannot reach the indexer at ${url}: ${(error as Error).message}`);
+    throw error instanceof IndexerQueryError ? new AuditInputError(error.message) : error;
   }
-  const body = (await response.json().catch(() => ({}))) as { data?: T; errors?: { message: string }[] };
-  if (body.errors !== undefined && body.errors.length > 0) {
-    throw new AuditInputError(`indexer GraphQL error: ${body.errors.map((e) => e.message).join("; ")}`);
-  }
-  if (body.data === undefined) throw new AuditInputError(`indexer answered HTTP ${response.status} without data`);
-  return body.data;
 }
 
 type Page<T> = { items: T[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };

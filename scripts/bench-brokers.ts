@@ -1,7 +1,7 @@
 // npm run bench:brokers — how many brokers one keeper serves at 1 Hz.
 //
 // One keeper process runs the real session loop (keeper/executor) over the real pit (keeper/core
-// Engine behind keeper/pit.ts) with N AI brokers and M rule-based brokers. The AI brokers are
+// Engine behind keeper/session/pit.ts) with N AI brokers and M rule-based brokers. The AI brokers are
 // the real openai SDK client talking over loopback HTTP to the local OpenAI-compatible model
 // server (test/support/openai-server.ts), run as a separate process so its CPU is not counted
 // as the keeper's event loop; it answers each call with a plausible trading decision after a

@@ -2,9 +2,9 @@
 // the check `npm start` prints after each session: the indexer serves the session as finalized,
 // every token's deltas net to zero, and every balance it serves equals the vault's balanceOf at
 // the block it has indexed.
-import { join } from "node:path";
 import type { Address, PublicClient } from "viem";
 import { vaultAbi } from "../../keeper/chain/vault-abi.ts";
+import { graphql, indexedBlock, indexerUrls, isReady, ponderStart } from "../../indexer/client.ts";
 import { binScript, spawnLogged, waitFor, type Child } from "./processes.ts";
 
 export interface IndexerOptions {
@@ -29,51 +29,18 @@ export interface Indexer {
 }
 
 export function spawnIndexer(o: IndexerOptions): Indexer {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    CME_CHAIN_ID: String(o.chainId),
-    CME_RPC_URL: o.rpcUrl,
-    CME_DEPLOYMENT: o.deploymentPath,
-    PONDER_TELEMETRY_DISABLED: "true",
-    // Ponder colours its log when it believes it has a terminal; this goes to a file.
-    NO_COLOR: "1",
-    FORCE_COLOR: "0",
-  };
-  if (o.dbDir !== undefined) env.CME_INDEXER_DB = o.dbDir;
-  if (o.embedded) {
-    delete env.DATABASE_URL;
-    delete env.DATABASE_PRIVATE_URL;
-  }
-  const child = spawnLogged("indexer", [binScript(o.root, "ponder"), "start", "--schema", o.schema, "--port", String(o.port), "--hostname", o.host], {
-    cwd: join(o.root, "indexer"),
-    env,
-    logPath: o.logPath,
-  });
-  const url = `http://${o.host}:${o.port}`;
-  return { child, url, graphqlUrl: `${url}/graphql` };
+  const { args, cwd, env } = ponderStart(o);
+  const child = spawnLogged("indexer", [binScript(o.root, "ponder"), ...args], { cwd, env, logPath: o.logPath });
+  return { child, ...indexerUrls(o.host, o.port) };
 }
 
 /** Ready: historical sync done (Ponder's /ready) and GraphQL answers. */
 export async function waitForIndexer(ix: Indexer, timeoutMs: number): Promise<void> {
-  await waitFor("the indexer", async () => (await fetch(`${ix.url}/ready`)).status === 200, { timeoutMs, child: ix.child, everyMs: 250 });
+  await waitFor("the indexer", () => isReady(ix.url), { timeoutMs, child: ix.child, everyMs: 250 });
   await waitFor("the indexer's GraphQL", async () => (await graphql<{ vaults: unknown }>(ix.graphqlUrl, "{ vaults { totalCount } }")) !== undefined, {
     timeoutMs,
     child: ix.child,
   });
-}
-
-export async function graphql<T>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
-  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }) });
-  const body = (await r.json()) as { data?: T; errors?: { message: string }[] };
-  if (body.errors !== undefined && body.errors.length > 0) throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join("; ")}`);
-  if (body.data === undefined) throw new Error(`GraphQL: no data (HTTP ${r.status})`);
-  return body.data;
-}
-
-/** The block Ponder has indexed up to (its /status). */
-export async function indexedBlock(ix: Indexer): Promise<number> {
-  const status = (await (await fetch(`${ix.url}/status`)).json()) as Record<string, { block?: { number: number } }>;
-  return Object.values(status)[0]?.block?.number ?? -1;
 }
 
 export interface IndexedSession {
@@ -134,7 +101,7 @@ type BalancePage = { balances: { items: { account: Address; token: Address; amou
  */
 export async function compareBalances(ix: Indexer, client: PublicClient, vault: Address): Promise<IndexedSession["balances"]> {
   for (let attempt = 0; ; attempt++) {
-    const block = await indexedBlock(ix);
+    const block = await indexedBlock(ix.url);
     const rows: BalancePage["balances"]["items"] = [];
     let after: string | null = null;
     for (;;) {
@@ -147,7 +114,7 @@ export async function compareBalances(ix: Indexer, client: PublicClient, vault: 
       if (!page.balances.pageInfo.hasNextPage) break;
       after = page.balances.pageInfo.endCursor;
     }
-    if ((await indexedBlock(ix)) !== block && attempt < 5) continue;
+    if ((await indexedBlock(ix.url)) !== block && attempt < 5) continue;
     const onChain = await Promise.all(
       rows.map((r) => client.readContract({ address: vault, abi: vaultAbi, functionName: "balanceOf", args: [r.account, r.token], blockNumber: BigInt(block) })),
     );

@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
+import { graphql, indexedBlock, indexerUrls, isReady, ponderStart } from "../../indexer/client.ts";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = (name: string) => join(repoRoot, "node_modules", ".bin", name);
@@ -98,64 +99,41 @@ export async function startIndexer(rpcUrl: string, deployment: IndexedDeployment
   const deploymentPath = join(dir, `${deployment.chainId}.json`);
   writeFileSync(deploymentPath, JSON.stringify(deployment, null, 2));
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    CME_CHAIN_ID: String(deployment.chainId),
-    CME_RPC_URL: rpcUrl,
-    CME_DEPLOYMENT: deploymentPath,
-    CME_INDEXER_DB: join(dir, "pglite"),
-    PONDER_TELEMETRY_DISABLED: "true",
-  };
-  delete env.DATABASE_URL;
-  delete env.DATABASE_PRIVATE_URL;
-  delete env.DATABASE_SCHEMA;
-  const child = spawnChild(
-    bin("ponder"),
-    [...(process.env.CME_PONDER_DEBUG ? ["--log-level", "debug"] : []), "start", "--schema", `cme_test_${port}`, "--port", String(port), "--hostname", "127.0.0.1", "--log-format", "json"],
-    { cwd: join(repoRoot, "indexer"), env },
-  );
-  const url = `http://127.0.0.1:${port}`;
+  const { args, cwd, env } = ponderStart({
+    chainId: deployment.chainId,
+    rpcUrl,
+    deploymentPath,
+    port,
+    host: "127.0.0.1",
+    schema: `cme_test_${port}`,
+    dbDir: join(dir, "pglite"),
+    embedded: true,
+    globalArgs: process.env.CME_PONDER_DEBUG ? ["--log-level", "debug"] : [],
+    startArgs: ["--log-format", "json"],
+  });
+  const child = spawnChild(bin("ponder"), args, { cwd, env });
+  const { url, graphqlUrl } = indexerUrls("127.0.0.1", port);
   const stop = async () => {
     await child.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitUntil("ponder", child, async () => (await fetch(`${url}/ready`)).status === 200, 120_000);
+    await waitUntil("ponder", child, () => isReady(url), 120_000);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { ...child, stop, url, graphqlUrl: `${url}/graphql`, dir };
+  return { ...child, stop, url, graphqlUrl, dir };
 }
 
 /** Waits until the indexer has processed every block up to `blockNumber` (Ponder's /status). */
 export async function waitForBlock(indexerUrl: string, blockNumber: bigint | number, timeoutMs = 60_000): Promise<number> {
   const started = performance.now();
-  await eventually(
-    `indexer at block ${blockNumber}`,
-    async () => {
-      const status = (await (await fetch(`${indexerUrl}/status`)).json()) as Record<string, { block?: { number: number } }>;
-      const at = Object.values(status)[0]?.block?.number ?? -1;
-      return at >= Number(blockNumber) ? true : undefined;
-    },
-    timeoutMs,
-  );
+  await eventually(`indexer at block ${blockNumber}`, async () => ((await indexedBlock(indexerUrl)) >= Number(blockNumber) ? true : undefined), timeoutMs);
   return performance.now() - started;
 }
 
-export async function graphql<T>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: T; errors?: { message: string }[] };
-  if (body.errors !== undefined && body.errors.length > 0) {
-    throw new Error(`GraphQL: ${body.errors.map((e) => e.message).join("; ")}`);
-  }
-  if (body.data === undefined) throw new Error(`GraphQL: no data (HTTP ${response.status})`);
-  return body.data;
-}
+export { graphql };
 
 /**
  * A read-only SQL query over HTTP as @ponder/client sends it: GET /sql/db?sql=<superjson>. For

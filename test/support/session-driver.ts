@@ -1,6 +1,6 @@
 // Drives the vault as the keeper would, for the indexer's tests and benchmark: funds and deposits
 // for users, and runs a session from a fill log (deltas recomputed with the fill-log module,
-// batches and hash onion built with keeper/chain/settlement-batches.ts).
+// batches and hash onion built with keeper/settlement/batches.ts).
 import type { Address, Hash, Hex, TransactionReceipt } from "viem";
 import { buildBatchChain, splitIntoBatches, type SettlementEntry } from "../../keeper/settlement/batches.ts";
 import {
