@@ -85,7 +85,13 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
   const hub = new StreamHub({ maxBufferedBytes: config.wsMaxBufferedBytes, bookThrottleMs: config.wsBookThrottleMs });
   const service = new KeeperService({ config, db, deployment, runner, hub, metrics, catalogue: brokers, chain, clock });
   const publisher = new StreamPublisher(runner, hub, service);
-  const app = await buildApp({ keeper: service, logger: log.child({ part: "http" }) });
+  const stream = {
+    pingIntervalMs: config.wsPingMs,
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    maxClients: config.wsMaxClients,
+    maxClientsPerAddress: config.wsMaxClientsPerAddress,
+  };
+  const app = await buildApp({ keeper: service, logger: log.child({ part: "http" }), stream });
   const api = new ApiThread({
     service,
     hub,
@@ -95,6 +101,7 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
     logLevel: config.logLevel,
     wsMaxBufferedBytes: config.wsMaxBufferedBytes,
     maxSignedExpirySec: config.maxSignedExpirySec,
+    stream,
   });
 
   return {

@@ -59,7 +59,7 @@ async function serve(): Promise<void> {
       { symbol: "WIF", address: token(0xa03), decimals: 18, index: 2 },
     ],
   };
-  const config = loadConfig({ CME_API_THREAD: process.env.CME_API_THREAD }, { dbPath: ":memory:", port: 0, logLevel: "warn", preSessionSec: 1, tradingSec: SECONDS + 120, closingSec: 5, wsMaxBufferedBytes: 4 << 20 });
+  const config = loadConfig({ CME_API_THREAD: process.env.CME_API_THREAD }, { dbPath: ":memory:", port: 0, logLevel: "warn", preSessionSec: 1, tradingSec: SECONDS + 120, closingSec: 5, wsMaxBufferedBytes: 4 << 20, wsMaxClientsPerAddress: SUBSCRIBERS + 10 });
   const keeper = await createKeeper(config, { deployment, chain: null, logger: pino({ level: "warn" }) });
   const events: Parameters<typeof keeper.runner.applyVaultEvents>[0] = [
     { kind: "account", block: 1, accountId: 1, address: deployment.treasury },

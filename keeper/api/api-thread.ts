@@ -10,6 +10,7 @@ import pino from "pino";
 import type { KeeperService } from "./service.ts";
 import type { StreamHub } from "../stream/hub.ts";
 import type { FanoutStats } from "../stream/fanout.ts";
+import type { StreamGateOptions } from "../stream/gate.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Clock } from "../executor/clock.ts";
 import type { KeeperDomain } from "../auth/eip712.ts";
@@ -23,6 +24,7 @@ export interface ApiWorkerData {
   logLevel: string;
   webDir?: string;
   wsMaxBufferedBytes: number;
+  stream?: Partial<StreamGateOptions>;
   domain: KeeperDomain;
   settler: Address;
   maxSignedExpirySec: number;
@@ -64,6 +66,8 @@ export interface ApiThreadOptions {
   logLevel: string;
   wsMaxBufferedBytes: number;
   maxSignedExpirySec: number;
+  /** The stream's heartbeat and connection caps. */
+  stream?: Partial<StreamGateOptions>;
   webDir?: string;
   /** How often the reads are brought up to date. */
   feedMs?: number;
@@ -133,6 +137,7 @@ export class ApiThread {
       maxSignedExpirySec: o.maxSignedExpirySec,
       tradesKept: o.service.tradesKept,
       initial: feed.full(),
+      ...(o.stream === undefined ? {} : { stream: o.stream }),
       ...(o.webDir === undefined ? {} : { webDir: o.webDir }),
     };
     // The worker loads TypeScript through tsx whatever way this process did (tsx's CLI, --import

@@ -27,7 +27,12 @@ const mirror = new MirrorPort({
   initial: data.initial,
 });
 
-const app = await buildApp({ keeper: mirror, logger, ...(data.webDir === undefined ? {} : { webDir: data.webDir }) });
+const app = await buildApp({
+  keeper: mirror,
+  logger,
+  ...(data.stream === undefined ? {} : { stream: data.stream }),
+  ...(data.webDir === undefined ? {} : { webDir: data.webDir }),
+});
 
 const statsTimer = setInterval(() => {
   const s = mirror.takeStats();

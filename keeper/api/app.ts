@@ -3,7 +3,17 @@
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from "fastify";
+import fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchema,
+  type preValidationHookHandler,
+} from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import websocket from "@fastify/websocket";
@@ -11,12 +21,20 @@ import type { Address } from "viem";
 import type { ActionOutcome, KeeperPort, Refusal, Signed } from "./port.ts";
 import { eip712View } from "./port.ts";
 import * as S from "./schemas.ts";
+import { StreamGate, type StreamGateOptions } from "../stream/gate.ts";
 
 export interface AppOptions {
   keeper: KeeperPort;
   /** Directory of the pit page (keeper/web by default). */
   webDir?: string;
+  /** Limits of the WebSocket stream: heartbeat, slow readers, connection caps (DEFAULT_STREAM_GATE otherwise). */
+  stream?: Partial<StreamGateOptions>;
 }
+
+/** The fill log's media type: JSON Lines, one record per line (keeper/settlement/fill-log.ts). */
+export const FILL_LOG_CONTENT_TYPE = "application/x-ndjson; charset=utf-8";
+/** /metrics: the Prometheus text exposition format. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 const WEB_DIR = fileURLToPath(new URL("../web/", import.meta.url));
 const CONTENT_TYPES: Record<string, string> = {
@@ -45,6 +63,48 @@ function refuse(reply: FastifyReply, r: Refusal) {
   return reply.code(r.status).send(body);
 }
 
+/** A 200 response that is not JSON: its media type and a string schema, as OpenAPI documents it. */
+const textResponse = (mediaType: string, description: string) => ({ description, content: { [mediaType]: { schema: { type: "string" } } } });
+
+// Query-string and path integers arrive as text. Ajv's coercion would read "0x10" as 16, "1e3" as
+// 1000, "Infinity" as an integer, so the text itself must be a decimal integer, no sign on zero,
+// no leading zeros, and a safe integer; the schema's range is then checked by validation.
+const DECIMAL_INTEGER = /^(0|-?[1-9][0-9]{0,15})$/;
+
+interface IntegerField {
+  part: "query" | "params";
+  name: string;
+  range: string;
+}
+
+/** The integer-typed properties of a route's querystring and params schemas. */
+function integerFields(schema: FastifySchema | undefined): IntegerField[] {
+  const out: IntegerField[] = [];
+  for (const [part, key] of [["query", "querystring"], ["params", "params"]] as const) {
+    const props = (schema?.[key] as { properties?: Record<string, { type?: unknown; minimum?: number; maximum?: number }> } | undefined)?.properties;
+    for (const [name, p] of Object.entries(props ?? {})) {
+      if (p.type !== "integer") continue;
+      const range = p.minimum !== undefined && p.maximum !== undefined ? ` from ${p.minimum} to ${p.maximum}` : p.minimum !== undefined ? ` of at least ${p.minimum}` : "";
+      out.push({ part, name, range });
+    }
+  }
+  return out;
+}
+
+function strictIntegers(fields: IntegerField[]): preValidationHookHandler {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    for (const f of fields) {
+      const raw = (req[f.part] as Record<string, unknown> | undefined)?.[f.name];
+      if (raw === undefined) continue;
+      if (typeof raw !== "string" || !DECIMAL_INTEGER.test(raw) || !Number.isSafeInteger(Number(raw))) {
+        const message = `${f.name}: must be one integer in decimal${f.range}`;
+        return reply.code(400).send({ error: "bad_request", message, field: f.name });
+      }
+    }
+    return undefined;
+  };
+}
+
 /** The field a JSON-schema validation error is about, as a dotted path ("pairs.0", "body"). */
 function fieldOf(err: FastifyError): string {
   const v = err.validation?.[0];
@@ -59,6 +119,16 @@ function fieldOf(err: FastifyError): string {
 export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
   const k = opts.keeper;
   const webDir = opts.webDir ?? WEB_DIR;
+  const gate = new StreamGate(opts.stream);
+  app.addHook("onClose", async () => gate.stop());
+
+  // Every route with integers in its query string or path checks their text first.
+  app.addHook("onRoute", (route) => {
+    const fields = integerFields(route.schema);
+    if (fields.length === 0) return;
+    const existing = route.preValidation === undefined ? [] : Array.isArray(route.preValidation) ? route.preValidation : [route.preValidation];
+    route.preValidation = [strictIntegers(fields), ...existing];
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -180,7 +250,7 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
         tags: ["pit"],
         summary: "Order book depth of a pair",
         params: S.pairParam,
-        querystring: { type: "object", additionalProperties: false, properties: { levels: { type: "integer", minimum: 1, maximum: 100, default: 10 } } },
+        querystring: S.levelsQuery,
         response: { 200: S.bookSchema, ...errors(400, 404) },
       },
     },
@@ -197,7 +267,7 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
         tags: ["pit"],
         summary: "Recent trades of a pair, newest first",
         params: S.pairParam,
-        querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 50 } } },
+        querystring: S.limitQuery,
         response: { 200: { type: "array", items: S.tradeSchema }, ...errors(400, 404) },
       },
     },
@@ -213,7 +283,7 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
       schema: {
         tags: ["pit"],
         summary: "Open-outcry feed: the brokers' shouted lines, newest first",
-        querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 50 } } },
+        querystring: S.limitQuery,
         response: { 200: { type: "array", items: S.outcrySchema }, ...errors(400) },
       },
     },
@@ -248,8 +318,9 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
       schema: {
         tags: ["settlement"],
         summary: "The session's published fill log (its keccak256 is committed on-chain at beginSettlement)",
+        description: "JSON Lines (application/x-ndjson): one record per line, each line ending in a newline. The x-fill-log-hash header is its keccak256.",
         params: S.sessionIdParam,
-        response: { 200: { type: "object", additionalProperties: true }, ...errors(400, 404) },
+        response: { 200: textResponse("application/x-ndjson", "the fill log's exact bytes"), ...errors(400, 404) },
       },
     },
     async (req, reply) => {
@@ -258,7 +329,7 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
         return refuse(reply, { status: 404, error: "not_published", message: `session ${req.params.id} has no published fill log yet`, field: "id" });
       }
       // The exact bytes whose hash is on-chain, so auditors can hash the body as served.
-      return reply.header("content-type", "application/json; charset=utf-8").header("x-fill-log-hash", log.hash).send(log.body);
+      return reply.header("content-type", FILL_LOG_CONTENT_TYPE).header("x-fill-log-hash", log.hash).send(log.body);
     },
   );
   app.get<{ Params: { id: number } }>(
@@ -287,12 +358,17 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
     const h = await k.health();
     return reply.code(h.ok ? 200 : 503).send(h);
   });
-  app.get("/metrics", { schema: { tags: ["ops"], summary: "Prometheus text format", response: { 200: { type: "string" } } } }, async (_req, reply) =>
-    reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(await k.metrics()),
+  app.get(
+    "/metrics",
+    { schema: { tags: ["ops"], summary: "Metrics in the Prometheus text format (version 0.0.4)", response: { 200: textResponse("text/plain", "Prometheus exposition text") } } },
+    async (_req, reply) => reply.header("content-type", METRICS_CONTENT_TYPE).send(await k.metrics()),
   );
 
   // ---------------------------------------------------------------- stream
-  app.get("/ws", { websocket: true, schema: { hide: true } }, (socket) => {
+  // The gate first: beyond its caps a client is closed with a code and a reason and never
+  // subscribes; once in, it is pinged and dropped when silent or too far behind (stream/gate.ts).
+  app.get("/ws", { websocket: true, schema: { hide: true } }, (socket, req) => {
+    if (!gate.admit(socket, req.ip)) return;
     const unsubscribe = k.subscribe(socket);
     socket.on("close", unsubscribe);
     socket.on("error", unsubscribe);
@@ -326,11 +402,12 @@ export async function buildApp(opts: AppOptions & { logger?: FastifyBaseLogger }
     ...(opts.logger === undefined ? { logger: false } : { loggerInstance: opts.logger }),
     // Reads are logged only when they fail (5xx are logged by the error handler); writes always.
     logController: new LogController({ disableRequestLogging: (req) => req.method === "GET" }),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", allErrors: false, formats: S.formats } },
     bodyLimit: 64 * 1024,
   });
   const pluginOpts: AppOptions = { keeper: opts.keeper };
   if (opts.webDir !== undefined) pluginOpts.webDir = opts.webDir;
+  if (opts.stream !== undefined) pluginOpts.stream = opts.stream;
   await app.register(keeperApp, pluginOpts);
   return app;
 }

@@ -3,12 +3,21 @@
 // are the wire's TypeScript types (api/wire.ts derives them with json-schema-to-ts).
 import { SESSION_PHASES } from "../core/phases.ts";
 import { promptFieldSchema } from "../brokers/prompt-rules.ts";
+import { isCanonicalUint256 } from "../auth/verify.ts";
+
+/** Formats the request schemas use beyond JSON Schema's own (buildApp gives them to ajv). */
+export const formats = {
+  /** A uint256 in canonical decimal: what a nonce or an amount is signed as, in its one spelling. */
+  uint256: { type: "string", validate: isCanonicalUint256 },
+} as const;
 
 const address = { type: "string", pattern: "^0x[0-9a-fA-F]{40}$", description: "0x-prefixed 20-byte address" } as const;
 const uintString = { type: "string", pattern: "^[0-9]{1,78}$", description: "unsigned integer as a decimal string" } as const;
 const intString = { type: "string", pattern: "^-?[0-9]{1,78}$", description: "integer as a decimal string" } as const;
 const signature = { type: "string", pattern: "^0x[0-9a-fA-F]{130}$", description: "65-byte EIP-712 signature" } as const;
 const ms = { type: "integer", description: "milliseconds since the Unix epoch" } as const;
+/** A signed uint256 in a request: decimal digits, no leading zeros, at most 2^256 - 1. */
+const uint256Input = { type: "string", pattern: "^(0|[1-9][0-9]{0,77})$", format: "uint256", description: "uint256 in decimal without leading zeros" } as const;
 
 export const errorSchema = {
   $id: "Error",
@@ -25,10 +34,10 @@ export const errorSchema = {
 /** Fields every signed action body carries besides its own. */
 const envelope = {
   account: address,
-  nonce: uintString,
-  expiry: { type: "integer", minimum: 0, description: "unix seconds after which the signature is refused" },
-  signature,
-  chainId: { type: "integer", description: "optional: the chain id the wallet signed for (refused with 401 when wrong)" },
+  nonce: { ...uint256Input, description: "uint256 in decimal without leading zeros; each is accepted once per account, however it is spelled" },
+  expiry: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "unix seconds after which the signature is refused" },
+  signature: { ...signature, description: "65-byte EIP-712 signature (r, s, v) with low s (s <= secp256k1n/2)" },
+  chainId: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "optional: the chain id the wallet signed for (refused with 401 when wrong)" },
 } as const;
 
 function signedBody(props: Record<string, unknown>, required: string[]) {
@@ -47,16 +56,19 @@ export const setPairsBody = signedBody(
   ["pairs"],
 );
 export const repromptBody = signedBody({ prompt: promptFieldSchema }, ["prompt"]);
-export const withdrawalBody = signedBody({ token: address, amount: { ...uintString, pattern: "^[1-9][0-9]{0,77}$" } }, ["token", "amount"]);
+export const withdrawalBody = signedBody(
+  { token: address, amount: { ...uint256Input, pattern: "^[1-9][0-9]{0,77}$", description: "token base units, uint256 in decimal, at least 1" } },
+  ["token", "amount"],
+);
 export const adminSettleBody = {
   type: "object",
   additionalProperties: false,
   required: ["sessionId", "nonce", "expiry", "signature"],
   properties: {
     sessionId: { type: "integer", minimum: 1, maximum: 4294967295 },
-    nonce: uintString,
+    nonce: envelope.nonce,
     expiry: envelope.expiry,
-    signature,
+    signature: envelope.signature,
     chainId: envelope.chainId,
   },
 } as const;
@@ -366,7 +378,21 @@ export const sessionIdParam = {
   type: "object",
   additionalProperties: false,
   required: ["id"],
-  properties: { id: { type: "integer", minimum: 1 } },
+  properties: { id: { type: "integer", minimum: 1, maximum: 4294967295 } },
+} as const;
+
+// Query-string integers: their text must be a decimal integer as well (app.ts checks it before
+// validation, so "0x10", "1e3", "Infinity" and "-0" are refused rather than coerced).
+export const levelsQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: { levels: { type: "integer", minimum: 1, maximum: 100, default: 10, description: "price levels per side" } },
+} as const;
+
+export const limitQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 50, description: "most entries returned" } },
 } as const;
 
 // ---------------------------------------------------------------- the WebSocket stream (/ws)

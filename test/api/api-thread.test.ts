@@ -8,6 +8,7 @@ import type { Keeper } from "../../keeper/keeper.ts";
 import { listen } from "../../keeper/api/server.ts";
 import { getUser } from "../../keeper/store/users.ts";
 import { isNonceUsed } from "../../keeper/store/nonces.ts";
+import { SECP256K1_N } from "../../keeper/auth/verify.ts";
 import type { LoopFactory } from "../../keeper/session/runner.ts";
 import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
 
@@ -138,6 +139,30 @@ describe("keeper API thread", function () {
     await until(async () => /cme_actions_total\{action="SetPrompt",status="401"\} 3/.test((await get("/metrics")).body));
     const wrongPhase = await post("/set-pairs", await signed(alice, "SetPairs", { pairs: ["PEPE/USDC"] }));
     expect(wrongPhase.status).to.equal(409);
+  });
+
+  it("refuses re-encoded replays and high-s signatures from its thread", async () => {
+    const body = await signed(alice, "SetPrompt", { prompt: "one spelling" }, { nonce: 4242n });
+    expect((await post("/set-prompt", body)).status).to.equal(200);
+    for (const nonce of ["04242", "0x1092"]) {
+      const r = await post("/set-prompt", { ...body, nonce });
+      expect(r.status, nonce).to.equal(400);
+      expect(r.json, nonce).to.include({ field: "nonce" });
+    }
+    const lower = await post("/set-prompt", { ...body, account: body.account.toLowerCase() });
+    expect(lower.json).to.include({ error: "replayed_nonce", field: "nonce" });
+    const fresh = await signed(alice, "SetPrompt", { prompt: "twin" });
+    const s = BigInt(`0x${fresh.signature.slice(66, 130)}`);
+    const v = Number.parseInt(fresh.signature.slice(130), 16);
+    const twin = `0x${fresh.signature.slice(2, 66)}${(SECP256K1_N - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}`;
+    const high = await post("/set-prompt", { ...fresh, signature: twin });
+    expect(high.status).to.equal(401);
+    expect(high.json).to.include({ error: "high_s_signature", field: "signature" });
+    expect(isNonceUsed(k.db, alice.address, fresh.nonce)).to.equal(false);
+    expect(getUser(k.db, alice.address)?.prompt).to.equal("one spelling");
+    const bad = await get("/api/trades/PEPE-USDC?limit=0x10");
+    expect(bad.status).to.equal(400);
+    expect(JSON.parse(bad.body).field).to.equal("limit");
   });
 
   it("streams from its thread: hello, published messages, and a slow subscriber dropped", async () => {

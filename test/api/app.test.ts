@@ -1,8 +1,18 @@
 // The keeper's HTTP surface through app.inject: schemas, EIP-712 auth, nonces, phases, errors.
 import { expect } from "chai";
+import type { Hex } from "viem";
 import type { Keeper } from "../../keeper/keeper.ts";
 import { getUser } from "../../keeper/store/users.ts";
+import { putFillLog } from "../../keeper/store/published.ts";
+import { SECP256K1_N } from "../../keeper/auth/verify.ts";
 import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
+
+/** The same signature with s' = n - s and the other parity: it recovers the same signer. */
+function malleate(signature: Hex): Hex {
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  const v = Number.parseInt(signature.slice(130), 16);
+  return `0x${signature.slice(2, 66)}${(SECP256K1_N - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}`;
+}
 
 describe("keeper API", function () {
   let k: Keeper;
@@ -105,6 +115,141 @@ describe("keeper API", function () {
       const r = await post("/set-broker", await signed(stranger, "SetBroker", { brokerId: "rule-market-maker" }));
       expect(r.statusCode).to.equal(403);
       expect(r.json()).to.include({ error: "not_registered", field: "account" });
+    });
+  });
+
+  describe("one authorization, one use, one encoding", () => {
+    it("refuses the nonce re-spelled (leading zeros, hex, sign) with 400 naming nonce, and the replay changes nothing", async () => {
+      const body = await signed(alice, "SetBroker", { brokerId: "rule-market-maker" }, { nonce: 1796n });
+      expect((await post("/set-broker", body)).statusCode).to.equal(200);
+      const momentum = await signed(alice, "SetBroker", { brokerId: "rule-momentum" }, { nonce: 1796n });
+      for (const nonce of ["01796", "001796", "0x704", "-1796", "1796.0", "1.796e3"]) {
+        const r = await post("/set-broker", { ...momentum, nonce });
+        expect(r.statusCode, nonce).to.equal(400);
+        expect(r.json(), nonce).to.include({ error: "bad_request", field: "nonce" });
+      }
+      expect((await post("/set-broker", momentum)).json()).to.include({ error: "replayed_nonce", field: "nonce" });
+      expect(getUser(k.db, alice.address)?.brokerId).to.equal("rule-market-maker");
+    });
+
+    it("refuses a replay with the account in another case, v as 0/1 or an upper-case signature with 401", async () => {
+      const body = await signed(alice, "SetPrompt", { prompt: "buy low" });
+      expect((await post("/set-prompt", body)).statusCode).to.equal(200);
+      const sig = body.signature;
+      for (const variant of [
+        { ...body, account: body.account.toLowerCase() },
+        { ...body, account: `0x${body.account.slice(2).toUpperCase()}` },
+        { ...body, signature: `${sig.slice(0, 130)}0${Number.parseInt(sig.slice(130), 16) - 27}` },
+        { ...body, signature: `0x${sig.slice(2).toUpperCase()}` },
+      ]) {
+        const r = await post("/set-prompt", variant);
+        expect(r.statusCode, JSON.stringify(variant)).to.equal(401);
+        expect(r.json()).to.include({ error: "replayed_nonce", field: "nonce" });
+      }
+    });
+
+    it("refuses a high-s (malleated) signature with 401 naming signature and keeps the nonce unused", async () => {
+      const body = await signed(alice, "SetPrompt", { prompt: "buy low" });
+      const r = await post("/set-prompt", { ...body, signature: malleate(body.signature) });
+      expect(r.statusCode).to.equal(401);
+      expect(r.json()).to.include({ error: "high_s_signature", field: "signature" });
+      expect(getUser(k.db, alice.address)).to.equal(undefined);
+      expect((await post("/set-prompt", body)).statusCode).to.equal(200);
+      expect((await post("/set-prompt", { ...body, signature: malleate(body.signature) })).json()).to.include({ error: "high_s_signature" });
+    });
+
+    it("refuses expiry and chain id that are not safe integers with 400 naming the field", async () => {
+      const body = await signed(alice, "SetPrompt", { prompt: "buy low" });
+      const raw = (json: string) => k.app.inject({ method: "POST", url: "/set-prompt", payload: json, headers: { "content-type": "application/json" } });
+      const expiry = await raw(JSON.stringify(body).replace(/"expiry":\d+/, '"expiry":1e999'));
+      expect(expiry.statusCode).to.equal(400);
+      expect(expiry.json().field).to.equal("expiry");
+      const chain = await raw(JSON.stringify({ ...body, chainId: 0 }).replace('"chainId":0', '"chainId":1e999'));
+      expect(chain.statusCode).to.equal(400);
+      expect(chain.json().field).to.equal("chainId");
+      expect(getUser(k.db, alice.address)).to.equal(undefined);
+    });
+
+    it("refuses an admin request whose nonce has leading zeros with 400 naming nonce", async () => {
+      const { account: _a, action: _b, ...body } = await signed(alice, "Admin", { action: "settle", sessionId: 1 });
+      const r = await post("/admin/settle", { ...body, nonce: `0${body.nonce}` });
+      expect(r.statusCode).to.equal(400);
+      expect(r.json().field).to.equal("nonce");
+    });
+  });
+
+  describe("numeric query and path parameters", () => {
+    const bad = ["Infinity", "-Infinity", "1e999", "1e1", "-0", "0x10", "010", "1.0", "+5", " 5", "", "9007199254740993"];
+    for (const [path, field] of [
+      ["/api/books/PEPE-USDC?levels=", "levels"],
+      ["/api/trades/PEPE-USDC?limit=", "limit"],
+      ["/api/outcry?limit=", "limit"],
+    ] as const) {
+      it(`${path}… refuses anything but a decimal integer in range with 400 naming ${field}`, async () => {
+        for (const v of bad) {
+          const r = await k.app.inject(path + encodeURIComponent(v));
+          expect(r.statusCode, v).to.equal(400);
+          expect(r.json(), v).to.include({ error: "bad_request", field });
+        }
+        const repeated = await k.app.inject(`${path}5&${field}=6`);
+        expect(repeated.statusCode).to.equal(400);
+        expect(repeated.json().field).to.equal(field);
+        expect((await k.app.inject(`${path}0`)).json().field).to.equal(field);
+        expect((await k.app.inject(`${path}5`)).statusCode).to.equal(200);
+        expect((await k.app.inject(path.slice(0, -field.length - 2))).statusCode).to.equal(200);
+      });
+    }
+    it("refuses a session id that is not a decimal integer with 400 naming id", async () => {
+      for (const v of ["0x1", "1e0", "-0", "Infinity", "01", "4294967296"]) {
+        const r = await k.app.inject(`/api/sessions/${encodeURIComponent(v)}/settlement`);
+        expect(r.statusCode, v).to.equal(400);
+        expect(r.json(), v).to.include({ field: "id" });
+      }
+      expect((await k.app.inject("/api/sessions/1/settlement")).statusCode).to.equal(200);
+    });
+  });
+
+  describe("content types", () => {
+    it("serves every documented GET with the media type /docs gives it", async () => {
+      putFillLog(k.db, 1, '{"type":"header"}\n{"type":"fill"}\n', "0xabc");
+      const spec = (await k.app.inject("/docs/json")).json() as {
+        paths: Record<string, { get?: { responses: Record<string, { content?: Record<string, unknown> }> } }>;
+      };
+      const urls: Record<string, string> = {
+        "/api/session": "/api/session",
+        "/api/books/{pair}": "/api/books/PEPE-USDC",
+        "/api/trades/{pair}": "/api/trades/PEPE-USDC",
+        "/api/outcry": "/api/outcry",
+        "/api/leaderboard": "/api/leaderboard",
+        "/api/top-prompts": "/api/top-prompts",
+        "/api/brokers": "/api/brokers",
+        "/api/accounts/{address}": `/api/accounts/${alice.address}`,
+        "/api/sessions/{id}/fill-log": "/api/sessions/1/fill-log",
+        "/api/sessions/{id}/settlement": "/api/sessions/1/settlement",
+        "/api/eip712": "/api/eip712",
+        "/healthz": "/healthz",
+        "/metrics": "/metrics",
+      };
+      const documented = Object.keys(spec.paths).filter((p) => spec.paths[p]!.get !== undefined);
+      expect(documented.sort()).to.deep.equal(Object.keys(urls).sort());
+      for (const [path, url] of Object.entries(urls)) {
+        const types = Object.keys(spec.paths[path]!.get!.responses["200"]!.content ?? {});
+        expect(types, path).to.have.length(1);
+        const r = await k.app.inject(url);
+        expect(r.statusCode, url).to.equal(200);
+        expect(String(r.headers["content-type"]).split(";")[0], url).to.equal(types[0]);
+      }
+    });
+
+    it("serves the fill log as JSON Lines, byte for byte, and /metrics as Prometheus text", async () => {
+      const body = '{"type":"header"}\n{"type":"fill"}\n';
+      putFillLog(k.db, 1, body, "0xabc");
+      const log = await k.app.inject("/api/sessions/1/fill-log");
+      expect(log.headers["content-type"]).to.equal("application/x-ndjson; charset=utf-8");
+      expect(log.headers["x-fill-log-hash"]).to.equal("0xabc");
+      expect(log.body).to.equal(body);
+      const m = await k.app.inject("/metrics");
+      expect(m.headers["content-type"]).to.equal("text/plain; version=0.0.4; charset=utf-8");
     });
   });
 

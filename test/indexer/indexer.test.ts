@@ -4,11 +4,13 @@
 // voided session and a session settled after the void.
 import { expect } from "chai";
 import { after, before, describe, it } from "mocha";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { Hex, TransactionReceipt } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { PermitSigner } from "../../keeper/chain/permit-signer.ts";
 import { deployCME, type DeploymentRecord } from "../../keeper/chain/deploy.ts";
-import { eventually, graphql, sqlOverHttp, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../support/indexer.ts";
+import { eventually, graphql, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../support/indexer.ts";
+import { checkGraphqlRequest, GRAPHQL_LIMITS, limitedGraphql } from "../../indexer/src/api/limits.ts";
 import { createDriver, fillLogOf, toHexKey, type Driver } from "../support/session-driver.ts";
 
 // Hardhat's development account #1 (the deploy's settler on the local chain): a public test key.
@@ -16,6 +18,20 @@ const SETTLER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6
 const USDC = 10n ** 6n;
 const PEPE = 10n ** 18n;
 const GRACE_SEC = 60n;
+
+/** Three nested list relations in under 200 bytes: up to a billion rows at Ponder's largest pages. */
+const THREE_NESTED_LISTS = `{ accounts(limit: 1000) { items { deltas(limit: 1000) { items { accountInfo { deltas(limit: 1000) { items { delta } } } } } } } }`;
+/** The same at Ponder's default page size (50 rows a list). */
+const THREE_NESTED_DEFAULT_LISTS = `{ accounts { items { deltas { items { accountInfo { deltas { items { delta } } } } } } } }`;
+
+type GraphqlErrorBody = { errors?: { message: string; extensions?: { code?: string } }[]; data?: unknown };
+
+async function postGraphql(url: string, body: unknown): Promise<{ status: number; json: GraphqlErrorBody; ms: number }> {
+  const started = performance.now();
+  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const json = (await response.json()) as GraphqlErrorBody;
+  return { status: response.status, json, ms: performance.now() - started };
+}
 
 type BalanceRow = { account: Hex; token: Hex; accountId: number; tokenIndex: number; amount: string; lastSessionId: number | null };
 
@@ -275,16 +291,30 @@ describe("indexer (Ponder) against a live vault", function () {
       expect(paged.size).to.be.greaterThan(4);
     });
 
-    it("answers SQL over HTTP (the @ponder/client protocol)", async function () {
-      const response = await sqlOverHttp(indexer.url, "select account, amount from balance where token = $1 order by account_id", [
-        d.token("USDC").address.toLowerCase(),
+    it("serves no SQL over HTTP", async function () {
+      const sql = encodeURIComponent(JSON.stringify({ json: { sql: "select account, amount from balance", params: [] } }));
+      expect((await fetch(`${indexer.url}/sql/db?sql=${sql}`)).status).to.equal(404);
+    });
+
+    it("refuses a query with three nested lists quickly with 400 and a message, while a simple query still answers", async function () {
+      const slowBefore = performance.now();
+      const [hostile, nested, aliased, simple] = await Promise.all([
+        postGraphql(indexer.graphqlUrl, { query: THREE_NESTED_LISTS }),
+        postGraphql(indexer.graphqlUrl, { query: THREE_NESTED_DEFAULT_LISTS }),
+        postGraphql(indexer.graphqlUrl, { query: `{ ${Array.from({ length: 12 }, (_, i) => `a${i}: vaults { items { address } }`).join(" ")} }` }),
+        postGraphql(indexer.graphqlUrl, { query: `{ vaults { items { accountCount } } }` }),
       ]);
-      expect(response.status).to.equal(200);
-      const body = (await response.json()) as { rows: { account: Hex; amount: string }[] };
-      const vaultView = await d.vaultBalances();
-      expect(body.rows.length).to.be.greaterThan(0);
-      for (const row of body.rows) expect(BigInt(row.amount)).to.equal(vaultView.get(toHexKey(row.account, d.token("USDC").address)));
-      expect((await sqlOverHttp(indexer.url, "delete from balance", [])).status).to.equal(500);
+      expect(hostile.status).to.equal(400);
+      expect(hostile.json.errors?.[0]?.message).to.match(/more than 5000 rows/);
+      expect(hostile.json.errors?.[0]?.extensions?.code).to.equal("QUERY_TOO_COMPLEX");
+      expect(hostile.ms).to.be.lessThan(1_000);
+      expect(nested.status).to.equal(400);
+      expect(nested.json.errors?.[0]?.message).to.match(/nested inside 2 other lists/);
+      expect(aliased.status).to.equal(400);
+      expect(aliased.json.errors?.[0]?.message).to.match(/aliases/);
+      expect(simple.status).to.equal(200);
+      expect(simple.json.data).to.deep.equal({ vaults: { items: [{ accountCount: ids.size + 2 }] } });
+      expect(performance.now() - slowBefore).to.be.lessThan(5_000);
     });
   });
 
@@ -357,6 +387,126 @@ describe("indexer (Ponder) against a live vault", function () {
         await fresh.stop();
       }
       await eventually("original indexer still serving", async () => ((await fetch(`${indexer.url}/ready`)).ok ? true : undefined));
+    });
+  });
+});
+
+describe("indexer GraphQL limits (indexer/src/api/limits.ts)", function () {
+  const refusal = (query: string, variables?: Record<string, unknown>) => {
+    const r = checkGraphqlRequest(variables === undefined ? { query } : { query, variables });
+    return r.refusal;
+  };
+
+  it("lets the repo's own queries through", function () {
+    for (const query of [
+      `query ($after: String, $limit: Int) { balances(limit: $limit, after: $after, orderBy: "accountId") { items { account token amount } pageInfo { hasNextPage endCursor } } }`,
+      `query ($a: String!) { account(address: $a) { accountId balances(orderBy: "tokenIndex") { items { tokenIndex amount } } deltas(orderBy: "tokenIndex") { items { sessionId tokenIndex delta session { phase } } } } }`,
+      `query ($sessionId: Int!) {
+        vaults(limit: 2) { items { address chainId } }
+        session(sessionId: $sessionId) { sessionId phase batchRoot fillLogHash batchCount batchesPosted entryCount }
+        sessionTokenNets(where: { sessionId: $sessionId }, limit: 1000) { items { tokenIndex net entryCount } }
+        tokens(limit: 1000) { items { tokenIndex symbol decimals } }
+      }`,
+      `query ($after: String, $sessionId: Int!) { page: deltas(where: { sessionId: $sessionId }, limit: 1000, after: $after) { items { batchIndex entryIndex } pageInfo { hasNextPage endCursor } } }`,
+      `{ pendingDeltas(where: { sessionId: 1 }) { totalCount } }`,
+    ]) {
+      expect(refusal(query, { limit: 1000, sessionId: 1, a: "0x00" }), query).to.equal(null);
+    }
+  });
+
+  it("refuses three nested lists, naming the limit they break", function () {
+    expect(THREE_NESTED_LISTS.length).to.be.lessThan(200);
+    expect(refusal(THREE_NESTED_LISTS)).to.deep.include({ status: 400, code: "QUERY_TOO_COMPLEX" });
+    expect(refusal(THREE_NESTED_LISTS)?.message).to.match(/more than 5000 rows/);
+    expect(refusal(THREE_NESTED_DEFAULT_LISTS)?.message).to.match(/list deltas is nested inside 2 other lists; the limit is 2 lists deep/);
+  });
+
+  it("refuses two nested lists whose limits multiply past the row budget, counting variables and their defaults", function () {
+    const nested = (outer: string) => `query ($n: Int = 1000) { accounts(limit: ${outer}) { items { deltas(limit: $n) { items { delta } } } } }`;
+    expect(refusal(nested("1000"))?.message).to.match(/more than 5000 rows/);
+    expect(refusal(nested("$n"), { n: 80 })?.message).to.match(/more than 5000 rows/);
+    expect(refusal(nested("4"), {})).to.equal(null);
+    // No limit given: Ponder's default of 50 per list.
+    expect(refusal(`{ accounts { items { deltas { items { delta } } } } }`)).to.equal(null);
+    expect(refusal(`{ accounts(limit: 200) { items { deltas { items { delta } } } } }`)?.message).to.match(/rows/);
+  });
+
+  it("refuses depth, aliases and tokens beyond the limits", function () {
+    const deep = `{ delta(id: "x") { session { deltas { items { accountInfo { balances { items { tokenInfo { address } } } } } } } } }`;
+    expect(refusal(deep)?.message).to.match(/nested \d+ fields deep; the limit is 8|lists deep/);
+    const oneFieldDeep = (n: number) => `{ ${"delta(id: \"x\") { session { ".repeat(n)}phase${" } }".repeat(n)} }`;
+    expect(refusal(oneFieldDeep(3))).to.equal(null);
+    expect(refusal(oneFieldDeep(5))?.message).to.match(/nested 9 fields deep; the limit is 8/);
+    const aliases = `{ vault(address: "0x") { ${Array.from({ length: 11 }, (_, i) => `a${i}: address`).join(" ")} } }`;
+    expect(refusal(aliases)?.message).to.match(/more than 10 aliases/);
+    const tokens = `{ vault(address: "0x") { ${"address ".repeat(1_001)} } }`;
+    expect(refusal(tokens)?.message).to.match(/more than 1000 tokens/);
+  });
+
+  it("expands fragments when measuring and refuses cycles and fragment bombs", function () {
+    const viaFragments = `query { ...A } fragment A on Query { accounts(limit: 1000) { items { ...B } } } fragment B on account { deltas(limit: 1000) { items { delta } } }`;
+    expect(refusal(viaFragments)?.message).to.match(/rows/);
+    expect(refusal(`query { ...A } fragment A on Query { ...A }`)?.message).to.match(/spreads itself/);
+    const bomb = ["fragment F0 on Query { _meta { status } }", ...Array.from({ length: 30 }, (_, i) => `fragment F${i + 1} on Query { ...F${i} ...F${i} }`)];
+    expect(refusal(`query { ...F30 } ${bomb.join(" ")}`)?.message).to.match(/too complex to measure/);
+  });
+
+  it("refuses batches, non-string queries and unparsable queries as bad requests", function () {
+    expect(checkGraphqlRequest([{ query: "{ vaults { items { address } } }" }]).refusal?.code).to.equal("BAD_REQUEST");
+    expect(checkGraphqlRequest({ query: 1 }).refusal?.message).to.match(/query must be a string/);
+    expect(checkGraphqlRequest({ query: "{ vaults { items { address } } }", variables: [] }).refusal?.message).to.match(/variables/);
+    expect(refusal("{ vaults {")?.code).to.equal("BAD_REQUEST");
+  });
+
+  describe("limitedGraphql over Hono", function () {
+    /** A stand-in for Ponder's graphql(): echoes the query it was given, after `delayMs`. */
+    const fakePonder = (delayMs: number): MiddlewareHandler => async (c) => {
+      if (c.req.method === "GET") return c.html("<html>graphiql</html>");
+      const { query } = (await c.req.raw.json()) as { query: string };
+      await new Promise((r) => setTimeout(r, delayMs));
+      return c.json({ data: { echo: query } });
+    };
+    const serve = (delayMs: number, limits: Partial<typeof GRAPHQL_LIMITS> = {}) => {
+      const app = new Hono();
+      app.use("/graphql", ...limitedGraphql(fakePonder(delayMs), { ...GRAPHQL_LIMITS, ...limits }));
+      const post = (body: string) => app.request("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body });
+      return { app, post };
+    };
+    const simple = JSON.stringify({ query: "{ vaults { items { address } } }" });
+
+    it("passes a query within the limits to Ponder with its body, and GET (GraphiQL) untouched", async function () {
+      const { app, post } = serve(0);
+      const ok = await post(simple);
+      expect(ok.status).to.equal(200);
+      expect(await ok.json()).to.deep.equal({ data: { echo: "{ vaults { items { address } } }" } });
+      expect(await (await app.request("/graphql")).text()).to.match(/graphiql/);
+    });
+
+    it("refuses an over-limit query with 400 in GraphQL's error shape without running it", async function () {
+      const { post } = serve(5_000);
+      const started = performance.now();
+      const r = await post(JSON.stringify({ query: THREE_NESTED_LISTS }));
+      expect(performance.now() - started).to.be.lessThan(500);
+      expect(r.status).to.equal(400);
+      const body = (await r.json()) as GraphqlErrorBody;
+      expect(body.errors?.[0]?.extensions?.code).to.equal("QUERY_TOO_COMPLEX");
+      expect((await post("{not json")).status).to.equal(400);
+      expect((await post(JSON.stringify({ query: `{ vaults { items { ${"address ".repeat(3_000)} } } }` }))).status).to.equal(413);
+    });
+
+    it("answers 503 when a query outlives its deadline, and 503 at once beyond the concurrent queries", async function () {
+      const { post } = serve(300, { timeoutMs: 50, maxConcurrent: 1 });
+      const started = performance.now();
+      const [late, busy] = await Promise.all([post(simple), new Promise((r) => setTimeout(r, 10)).then(() => post(simple))]);
+      expect(late.status).to.equal(503);
+      expect(((await late.json()) as GraphqlErrorBody).errors?.[0]?.extensions?.code).to.equal("TIMEOUT");
+      expect(busy.status).to.equal(503);
+      expect(((await busy.json()) as GraphqlErrorBody).errors?.[0]?.extensions?.code).to.equal("BUSY");
+      expect(performance.now() - started).to.be.lessThan(250);
+      // Once the slow one has finished, queries run again.
+      await new Promise((r) => setTimeout(r, 350));
+      const fast = serve(0, { timeoutMs: 50, maxConcurrent: 1 });
+      expect((await fast.post(simple)).status).to.equal(200);
     });
   });
 });

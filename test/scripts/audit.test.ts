@@ -174,7 +174,7 @@ describe("audit (scripts/audit.ts) against an indexed vault", function () {
     const body = encodeFillLog(honestLog);
     expect(parseFillLog(body).ok).to.equal(true);
     server = createServer((req, res) => {
-      if (req.url === "/api/sessions/1/fill-log") res.writeHead(200, { "content-type": "application/json; charset=utf-8" }).end(body);
+      if (req.url === "/api/sessions/1/fill-log") res.writeHead(200, { "content-type": "application/x-ndjson; charset=utf-8" }).end(body);
       else res.writeHead(404).end();
     });
     await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", () => resolve()));

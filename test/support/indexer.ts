@@ -135,15 +135,6 @@ export async function waitForBlock(indexerUrl: string, blockNumber: bigint | num
 
 export { graphql };
 
-/**
- * A read-only SQL query over HTTP as @ponder/client sends it: GET /sql/db?sql=<superjson>. For
- * plain strings and numbers superjson's encoding is `{"json": value}`.
- */
-export async function sqlOverHttp(indexerUrl: string, sql: string, params: (string | number)[]): Promise<Response> {
-  const encoded = JSON.stringify({ json: { sql, params } });
-  return await fetch(`${indexerUrl}/sql/db?sql=${encodeURIComponent(encoded)}`);
-}
-
 /** Polls `check` until it returns a value other than undefined. */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = performance.now() + timeoutMs;
