@@ -31,7 +31,7 @@ import { CoreInputError } from "./errors.ts";
 import { bpsDown, bpsUp, floorDiv, toSafeNumber } from "./int-math.ts";
 import { leaderboard, top } from "./leaderboard.ts";
 import { BUY_LOTS, BUY_NOTIONAL, Ledger, SELL_LOTS, SELL_NOTIONAL } from "./ledger.ts";
-import { Margin } from "./margin.ts";
+import { Margin, markTicks } from "./margin.ts";
 import {
   BUY,
   FILL,
@@ -442,6 +442,13 @@ export class Engine {
     // there once the shorts are covered.
     if (L.totalNet[a]! < amount) return this.reject(seq, "insufficient_liquidity", "the vault holds less of the asset net of liabilities");
     const k = u * this.nA + a;
+    // At most the session's net deposit (opening balance + deposits - withdrawals): what the
+    // session gained is paid at settlement. The vault refuses the same (a permit debits the
+    // on-chain balance, which is that net deposit), and the closing cross relies on it: no net
+    // deposit is ever negative (closing.ts, F2).
+    if (L.net[k]! < amount) {
+      return this.reject(seq, "insufficient_balance", "during a session at most the net deposit can be withdrawn; gains are paid at settlement");
+    }
     const oldInv = L.inv[k]!;
     const oldDust = L.dust[k]!;
     L.setBalance(u, a, L.balance(u, a) - amount);
@@ -463,6 +470,8 @@ export class Engine {
     }
     const events: EngineEvent[] = [];
     if (cmd.type === "end_trading") {
+      // The closing prices: the marks as the book stands when trading ends, before its orders
+      // are cancelled (markOf; closing.ts states the rule).
       const marks: number[] = [];
       for (let pi = 0; pi < this.nP; pi++) marks.push(this.markOf(pi));
       this.closingMarks = marks;
@@ -756,17 +765,22 @@ export class Engine {
     return i === undefined ? -1 : i;
   }
 
+  /**
+   * The mark of pair `pi` in ticks (margin.ts m_p, computed by markTicks): the mid
+   * floor((best bid + best ask) / 2) while both sides of the book hold orders, else the last
+   * trade price, else the reference price, clamped to the mark band. The mark band of a pair is
+   *   [markLow, markHigh] = [max(1, ceil(ref * (10^4 - markBandBps) / 10^4)),
+   *                          floor(ref * (10^4 + markBandBps) / 10^4)]
+   * around its session reference price `ref` (config.ts bandLow / bandHigh, inside the wider
+   * price band orders must respect). Every mark the engine uses is banded this way: margin,
+   * liquidation limits, and the closing price, which is this mark as end_trading finds the book
+   * (closingMarks) and stays fixed for the rest of the session.
+   */
   private markOf(pi: number): number {
     if (this.closingMarks !== null) return this.closingMarks[pi]!;
     const p = this.rc.pairs[pi]!;
     const book = this.books[pi]!;
-    const bid = book.bestBid();
-    const ask = book.bestAsk();
-    let m: number;
-    if (bid >= 0 && ask >= 0) m = Math.floor((bid + ask) / 2);
-    else if (this.lastTrade[pi]! > 0) m = this.lastTrade[pi]!;
-    else m = p.config.referencePriceTicks;
-    return m < p.markLow ? p.markLow : m > p.markHigh ? p.markHigh : m;
+    return markTicks(book.bestBid(), book.bestAsk(), this.lastTrade[pi]!, p.config.referencePriceTicks, p.markLow, p.markHigh);
   }
 
   /**

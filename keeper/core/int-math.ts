@@ -39,6 +39,19 @@ export function ceilDiv(a: bigint, b: bigint): bigint {
   return -floorDiv(-a, b);
 }
 
+/** Greatest common divisor of two bigints (>= 0; gcd(0, 0) = 0). */
+export function gcd(a: bigint, b: bigint): bigint {
+  let x = a < 0n ? -a : a;
+  let y = b < 0n ? -b : b;
+  while (y !== 0n) [x, y] = [y, x % y];
+  return x;
+}
+
+/** Least common multiple of positive bigints. */
+export function lcm(a: bigint, b: bigint): bigint {
+  return (a / gcd(a, b)) * b;
+}
+
 export function toSafeNumber(x: bigint, what: string): number {
   if (x > BigInt(Number.MAX_SAFE_INTEGER) || x < BigInt(Number.MIN_SAFE_INTEGER)) {
     throw new InvariantError(`${what} leaves the safe-integer range`, { value: x.toString() });

@@ -1,9 +1,14 @@
 // The margin engine: how much risk an account carries and whether it may add more.
 //
 // Definitions, for one account, all in quote core units (micro-USDC), exact integers:
-//   m_p      mark of pair p in ticks: the pit's mid floor((best bid + best ask) / 2), else the
-//            last trade, else the session reference; then clamped to the pair's mark band
-//            around the reference, so one wild print cannot liquidate everyone.
+//   m_p      mark of pair p in ticks (markTicks below): the pit's mid floor((best bid + best
+//            ask) / 2) while both sides of the book hold orders, else the session's last trade
+//            price, else the session reference price; then clamped to the pair's mark band
+//              [markLow, markHigh] = [max(1, ceil(ref * (10^4 - markBandBps) / 10^4)),
+//                                     floor(ref * (10^4 + markBandBps) / 10^4)]
+//            around the reference (config.ts bandLow / bandHigh), so one wild print cannot
+//            liquidate everyone. The closing price of the session is this mark at end_trading
+//            (closing.ts).
 //   v_p      value of one lot at mark = m_p * quotePerTickLot_p
 //   Q        quote inventory (negative: borrowed quote, e.g. a leveraged buy)
 //   x_p      base inventory of pair p in lots (negative: borrowed base, a short)
@@ -37,6 +42,19 @@ import { bpsUp } from "./int-math.ts";
 import { BUY_LOTS, BUY_NOTIONAL, SELL_LOTS, SELL_NOTIONAL, type Ledger } from "./ledger.ts";
 import { BUY, type SideCode } from "./matching.ts";
 import type { MarginStatus } from "./types.ts";
+
+/**
+ * m_p of the definitions above, in ticks. `bid` / `ask`: best prices, negative when that side of
+ * the book is empty; `lastTrade`: the session's last trade price, 0 before the first trade;
+ * `reference`: the session reference price; [`low`, `high`]: the mark band.
+ */
+export function markTicks(bid: number, ask: number, lastTrade: number, reference: number, low: number, high: number): number {
+  let m: number;
+  if (bid >= 0 && ask >= 0) m = Math.floor((bid + ask) / 2);
+  else if (lastTrade > 0) m = lastTrade;
+  else m = reference;
+  return m < low ? low : m > high ? high : m;
+}
 
 export interface MarginFigures {
   readonly equity: number;

@@ -343,10 +343,16 @@ export interface AccountView {
 /** One account's change in one asset made by the closing cross (signed, vault base units). */
 export interface ClosingAdjustment {
   /**
-   * cover_short: base liabilities bought back from holders of the base asset;
-   * cover_quote: quote liabilities covered by selling the user's base to holders of quote;
-   * insurance / socialized: a bankrupt account's remaining deficit paid by the insurance
-   * account, then by the winners (then, if they lack quote, by every quote holder).
+   * The steps of closing.ts (its rules state them exactly):
+   * cover_short: base liabilities bought back from the accounts that gained the base in the
+   * session, pro rata to that gain and at most it, at the closing price;
+   * cover_quote: quote liabilities covered by selling the user's base to the accounts that gained
+   * quote, pro rata to that gain and at most it, at the closing price;
+   * insurance: a bankrupt account's deficit paid by the insurance account;
+   * socialized: the rest of it paid by the session's winners pro rata to PnL, each at most its
+   * PnL (with `pair` set: a winner selling base to quote gainers at the closing price to raise
+   * its share), then any rounding remainder by the accounts that gained quote.
+   * An account that gained nothing in the session is never in any of them.
    */
   readonly step: "cover_short" | "cover_quote" | "insurance" | "socialized";
   readonly pair: PairId | null;

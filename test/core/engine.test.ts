@@ -282,10 +282,30 @@ describe("Engine", () => {
       expect(units(s, 2, PEPE)).to.equal(5);
       expect(s.do({ type: "withdraw", user: 2, asset: PEPE, amount: PEPE_LOT })).to.include({ ok: false, reason: "insufficient_liquidity" });
     });
+
+    it("pays out at most the net deposit while trading: what the session gained waits for settlement", () => {
+      // Without this cap B could take out the PEPE it bought from a short seller, paid with the
+      // untraded depositor D's PEPE, and the close would have to take it back from D.
+      const s = session();
+      const [A, B, C, D] = [1, 2, 3, 8];
+      s.ok({ type: "deposit", user: A, asset: PEPE, amount: 10n * PEPE_LOT });
+      s.ok({ type: "deposit", user: B, asset: USDC, amount: 100_000n });
+      s.ok({ type: "deposit", user: C, asset: USDC, amount: 100_000n });
+      s.ok({ type: "deposit", user: D, asset: PEPE, amount: 10n * PEPE_LOT });
+      s.ok({ type: "start_trading" });
+      s.ok(sell(A, 1000, 10));
+      s.ok(sell(C, 1000, 5));
+      s.ok(buy(B, 1000, 15, "ioc"));
+      expect(s.do({ type: "withdraw", user: B, asset: PEPE, amount: PEPE_LOT })).to.deep.include({ ok: false, reason: "insufficient_balance" });
+      expect(s.do({ type: "withdraw", user: A, asset: USDC, amount: 1n })).to.deep.include({ ok: false, reason: "insufficient_balance" });
+      s.ok({ type: "withdraw", user: B, asset: USDC, amount: 80_000n }); // its own deposit, margin permitting
+      s.ok({ type: "withdraw", user: D, asset: PEPE, amount: 10n * PEPE_LOT });
+      expect(s.engine.snapshot().accounts.find((a) => a.user === B)!.net).to.deep.equal(["20000", "0", "0"]);
+    });
   });
 
   describe("close_out", () => {
-    it("covers a bankrupt short from insurance, then the winners, and nets every token to zero", () => {
+    it("covers a bankrupt short from insurance, then the winners (treasury included), and nets every token to zero", () => {
       const cfg = testConfig({ margin: { initialBps: 1000, maintenanceBps: 500, liquidationFeeBps: 0, liquidationSlippageBps: 1000 } });
       const s = trading(cfg);
       const H = 1;
@@ -309,8 +329,12 @@ describe("Engine", () => {
         st.adjustments.filter((a) => a.step === step && a.user === user).reduce((x, a) => x + a.amount, 0n);
       expect(sum("insurance", INSURANCE)).to.equal(-500n);
       expect(sum("insurance", S)).to.equal(500n);
+      // 305 left over PnL H 1,800 : treasury 5 (the taker fee)
       expect(sum("socialized", S)).to.equal(305n);
-      expect(sum("socialized", H)).to.equal(-305n);
+      expect(sum("socialized", H)).to.equal(-304n);
+      expect(sum("socialized", TREASURY)).to.equal(-1n);
+      // the market maker's 1,000 PEPE never traded: untouched
+      expect(st.adjustments.filter((a) => a.user === 7)).to.deep.equal([]);
       expect(st.balances.every((b) => b.amount >= 0n)).to.equal(true);
       for (const asset of [0, 1, 2]) {
         expect(st.deltas.filter((d) => d.asset === asset).reduce((x, d) => x + d.delta, 0n)).to.equal(0n);
@@ -321,6 +345,53 @@ describe("Engine", () => {
       expect(st.leaderboard.map((e) => e.user)).to.not.include.members([TREASURY, INSURANCE]);
       // the engine's views now show the final balances
       expect(units(s, S, USDC)).to.equal(0);
+    });
+
+    it("buys a short back only from the accounts that gained the base: a depositor who never traded keeps its 1,000 PEPE", () => {
+      const s = session();
+      const [B, S, D] = [1, 2, 8];
+      s.ok({ type: "deposit", user: B, asset: USDC, amount: 1_000_000n });
+      s.ok({ type: "deposit", user: S, asset: USDC, amount: 100_000n });
+      s.ok({ type: "deposit", user: D, asset: PEPE, amount: 1000n * PEPE_LOT + 5n });
+      s.ok({ type: "start_trading" });
+      s.ok(sell(S, 1000, 91));
+      s.ok(buy(B, 1000, 91, "ioc"));
+      s.ok(buy(B, 1090, 1));
+      s.ok(sell(S, 1110, 1));
+      s.ok({ type: "end_trading" });
+      s.ok({ type: "close_out" });
+      const st = s.engine.closeOut()!;
+      expect(st.closingPrices[0]).to.deep.equal({ pair: PEPE_USDC, priceTicks: 1100 });
+      const bal = (user: number, asset: number) => st.balances.find((b) => b.user === user && b.asset === asset)!.amount;
+      expect(bal(D, PEPE)).to.equal(1000n * PEPE_LOT + 5n);
+      expect(st.adjustments.filter((a) => a.user === D)).to.deep.equal([]);
+      expect(st.adjustments.filter((a) => a.step === "cover_short" && a.asset === PEPE)).to.deep.equal([
+        { step: "cover_short", pair: PEPE_USDC, user: S, asset: PEPE, amount: 91n * PEPE_LOT },
+        { step: "cover_short", pair: PEPE_USDC, user: B, asset: PEPE, amount: -91n * PEPE_LOT },
+      ]);
+      // the short pays 91 lots at 1,100: 100,100 micro-USDC, to B (who paid the 46 taker fee)
+      expect(bal(B, USDC)).to.equal(1_000_000n - 91_000n - 46n + 100_100n);
+      expect(bal(S, USDC)).to.equal(100_000n + 91_000n - 100_100n);
+    });
+
+    it("closes at the mid as end_trading finds the book, in the mark band; without a mid at the last trade, else the reference", () => {
+      const close = (steps: (s: Session) => void): number[] => {
+        const s = trading();
+        s.ok({ type: "deposit", user: 1, asset: USDC, amount: 1_000_000n });
+        steps(s);
+        s.ok({ type: "end_trading" });
+        s.ok({ type: "close_out" });
+        return s.engine.closeOut()!.closingPrices.map((p) => p.priceTicks);
+      };
+      // mid 1,105.5 in whole ticks; DOGE has neither a book nor a trade: its reference
+      expect(close((s) => (s.ok(buy(7, 1100, 1)), s.ok(sell(7, 1111, 1))))).to.deep.equal([1105, 2000]);
+      // a mid above the band [800, 1,200] closes at its edge
+      expect(close((s) => (s.ok(buy(7, 1300, 1)), s.ok(sell(7, 1320, 1))))).to.deep.equal([1200, 2000]);
+      // one side empty: the last trade, banded
+      expect(close((s) => (s.ok(sell(7, 1150, 2)), s.ok(buy(1, 1150, 1, "ioc"))))).to.deep.equal([1150, 2000]);
+      expect(close((s) => (s.ok(sell(7, 1450, 1)), s.ok(buy(1, 1450, 1, "ioc")), s.ok(buy(7, 900, 3))))).to.deep.equal([1200, 2000]);
+      // nothing traded and one side empty: the reference
+      expect(close((s) => s.ok(buy(7, 900, 3)))).to.deep.equal([1000, 2000]);
     });
   });
 
