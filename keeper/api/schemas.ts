@@ -419,6 +419,46 @@ export const orderEventSchema = {
   },
 } as const;
 
+const decimal = { type: "string", pattern: "^-?(0|[1-9][0-9]*)$" } as const;
+
+/** The keeper liquidated an account below maintenance margin (executor, every tick). */
+export const liquidationSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["account", "accountId", "broker", "covered", "cancelledOrders", "fee", "equityBefore", "maintenanceBefore", "equityAfter", "fullyCovered", "line", "ts"],
+  properties: {
+    account: { type: "string" },
+    accountId: { type: "integer" },
+    broker: { type: ["string", "null"], description: "the account's broker this session; null without one" },
+    covered: {
+      type: "array",
+      description: "what the keeper bought back (a short) or sold (a long, to repay borrowed quote), per pair",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["pair", "asset", "side", "lots", "amount", "quote", "price"],
+        properties: {
+          pair: { type: "string" },
+          asset: { type: "string" },
+          side: { type: "string", enum: ["buy", "sell"] },
+          lots: { type: "integer" },
+          amount: { ...decimal, description: "base units of the asset" },
+          quote: { ...decimal, description: "quote base units paid or received" },
+          price: { type: "integer", description: "average price in ticks" },
+        },
+      },
+    },
+    cancelledOrders: { type: "integer" },
+    fee: { ...decimal, description: "quote base units paid to the insurance account" },
+    equityBefore: decimal,
+    maintenanceBefore: decimal,
+    equityAfter: decimal,
+    fullyCovered: { type: "boolean" },
+    line: { type: "string", description: "the keeper's one-line account of it, as the broker is told" },
+    ts: ms,
+  },
+} as const;
+
 export const streamSchemas = {
   hello: {
     type: "object",
@@ -455,4 +495,5 @@ export const streamSchemas = {
   pnl: { type: "object", additionalProperties: false, required: ["rows"], properties: { rows: { type: "array", items: leaderboardRowSchema } } },
   book: bookSchema,
   settlement: settlementSchema,
+  liquidation: liquidationSchema,
 } as const;

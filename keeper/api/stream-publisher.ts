@@ -1,14 +1,23 @@
 // The session's events as the WebSocket stream's messages (their shapes: streamSchemas in
 // api/schemas.ts): phase changes, every order accepted or cancelled, every fill, books as they
-// change, outcry, settlement progress, and the leaderboard once a second. It listens to the
-// runner and to each pit it builds; the hub serializes and fans out.
+// change, outcry, every liquidation, settlement progress, and the leaderboard once a second. It
+// listens to the runner and to each pit it builds; the hub serializes and fans out.
+//
+// A liquidation is the keeper's own liquidate command in the pit (the executor sends it every tick
+// for every account below maintenance margin): it is published from that command's events, read
+// the way the executor reads them (session/executor-port.ts `liquidationOf`), so the stream, the
+// executor's log and the broker's next request say the same thing.
 import type { Command } from "../core/commands.ts";
-import type { CommandResult } from "../core/types.ts";
+import type { CommandResult, EngineEvent } from "../core/types.ts";
+import type { PairView } from "../executor/pit-port.ts";
+import { liquidationOf } from "../session/executor-port.ts";
 import type { SessionRunner } from "../session/runner.ts";
 import type { SessionPit } from "../session/pit.ts";
 import type { StreamHub } from "../stream/hub.ts";
 import type { KeeperService } from "./service.ts";
-import type { StreamPayloads } from "./wire.ts";
+import type { LiquidationWire, StreamPayloads } from "./wire.ts";
+
+type PairLookup = ReadonlyMap<number, Pick<PairView, "pair" | "symbol" | "base" | "quote" | "lotSize">>;
 
 export class StreamPublisher {
   readonly #runner: SessionRunner;
@@ -16,6 +25,7 @@ export class StreamPublisher {
   readonly #service: KeeperService;
   #unsubscribePit: (() => void) | undefined;
   #pnlTimer: NodeJS.Timeout | undefined;
+  #pairs: PairLookup = new Map();
 
   constructor(runner: SessionRunner, hub: StreamHub, service: KeeperService) {
     this.#runner = runner;
@@ -47,11 +57,24 @@ export class StreamPublisher {
 
   #attach(pit: SessionPit): void {
     this.#unsubscribePit?.();
+    this.#pairs = new Map(
+      this.#runner.market.pairs.map((p) => [
+        p.id,
+        {
+          pair: p.id,
+          symbol: p.symbol,
+          base: { asset: p.base, symbol: p.baseSymbol, decimals: p.baseDecimals },
+          quote: { asset: p.quote, symbol: p.quoteSymbol, decimals: p.quoteDecimals },
+          lotSize: p.lotSize,
+        },
+      ]),
+    );
     this.#unsubscribePit = pit.subscribe((cmd, r) => this.#onCommand(cmd, r));
   }
 
-  #onCommand(_cmd: Command, r: CommandResult): void {
+  #onCommand(cmd: Command, r: CommandResult): void {
     if (!r.ok) return;
+    if (cmd.type === "liquidate") this.#publishLiquidation(cmd.user, cmd.ts, r.events);
     const pairs = this.#runner.market.pairs;
     const symbol = (id: number) => pairs.find((p) => p.id === id)?.symbol ?? String(id);
     const address = (accountId: number) => this.#runner.addressOf(accountId) ?? "";
@@ -103,5 +126,28 @@ export class StreamPublisher {
       const sym = symbol(pair);
       this.#hub.publishBook(sym, () => this.#service.book(sym, 10) ?? { pair: sym });
     }
+  }
+
+  #publishLiquidation(user: number, ts: number, events: readonly EngineEvent[]): void {
+    const out = liquidationOf(user, events, this.#pairs);
+    if (!out.liquidated) return;
+    const msg: LiquidationWire = {
+      account: this.#runner.addressOf(user) ?? "",
+      accountId: user,
+      broker: this.#runner.participants.find((p) => p.accountId === user)?.brokerId ?? null,
+      covered: out.covered.map((c) => {
+        const p = this.#pairs.get(c.pair);
+        return { pair: p?.symbol ?? String(c.pair), asset: p?.base.symbol ?? String(c.asset), side: c.side, lots: c.lots, amount: String(c.amount), quote: String(c.quote), price: c.price };
+      }),
+      cancelledOrders: out.cancelledOrders,
+      fee: String(out.fee),
+      equityBefore: String(out.equityBefore),
+      maintenanceBefore: String(out.maintenanceBefore),
+      equityAfter: String(out.equityAfter),
+      fullyCovered: out.fullyCovered,
+      line: `the keeper ${out.summary}`,
+      ts,
+    };
+    this.#publish("liquidation", msg);
   }
 }

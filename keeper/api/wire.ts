@@ -19,6 +19,7 @@ export type HealthWire = FromSchema<typeof S.healthSchema>;
 export type UserSettingsWire = FromSchema<typeof S.userSettingsSchema>;
 export type PermitWire = FromSchema<typeof S.permitSchema>;
 export type OrderEventWire = FromSchema<typeof S.orderEventSchema>;
+export type LiquidationWire = FromSchema<typeof S.liquidationSchema>;
 
 export type HelloWire = FromSchema<typeof S.streamSchemas.hello>;
 
@@ -31,6 +32,7 @@ export interface StreamPayloads {
   pnl: { rows: LeaderboardRowWire[] };
   book: BookWire;
   settlement: SettlementWire;
+  liquidation: LiquidationWire;
 }
 
 /** Every message of the WebSocket stream (streamSchemas in api/schemas.ts). */
@@ -42,4 +44,5 @@ export type StreamMessage =
   | ({ type: "outcry" } & OutcryWire & { items: OutcryWire[] })
   | ({ type: "pnl" } & StreamPayloads["pnl"])
   | ({ type: "book" } & BookWire)
-  | ({ type: "settlement" } & SettlementWire);
+  | ({ type: "settlement" } & SettlementWire)
+  | ({ type: "liquidation" } & LiquidationWire);

@@ -53,6 +53,7 @@ export function encodeState(ctx: BrokerContext): string {
   lines.push(
     `open ${ctx.openOrders.map((o) => `${o.orderId}:${o.side === "buy" ? "b" : "s"}:${o.price}:${o.size}:${o.type}${ctx.markets.length > 1 ? `:${o.pair}` : ""}`).join(" ") || "-"}`,
   );
+  for (const k of ctx.keeperActions) lines.push(`keeper ${k}`);
   for (const r of ctx.refusals) lines.push(`refused ${r}`);
   for (const d of ctx.directives) lines.push(`rule ${d.text}`);
   lines.push(PURPOSE_INSTRUCTIONS[ctx.purpose]);

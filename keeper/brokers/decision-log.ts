@@ -3,8 +3,12 @@
 // and PnL change it led to.
 import type { BrokerFailure, CallInfo, Decision, Purpose } from "./types.ts";
 
-/** Who produced the action that was applied. */
-export type DecisionSource = "broker" | "system_default" | "spend_cap_fallback";
+/**
+ * Who produced the action that was applied: the broker; the system default strategy (for pairs a
+ * broker gave nothing at the start); the built-in market maker (at the spend cap); or the keeper
+ * itself (the minimum crossing IOC after two replies without the crossing order the rules asked for).
+ */
+export type DecisionSource = "broker" | "system_default" | "spend_cap_fallback" | "keeper";
 
 /** A refused part of an action; the text is what the broker reads next tick. */
 export interface Refusal {
@@ -34,6 +38,8 @@ export interface DecisionRecord {
   call?: CallInfo;
   failure?: BrokerFailure;
   decision?: Decision;
+  /** Pairs the system default strategy traded for, in this record, because the broker's first reply gave none. */
+  defaulted?: string[];
   accepted: { orders: number; cancels: number; crossing: number };
   refusals: Refusal[];
   /** Null until the broker's next decision (or the session end) closes it. */

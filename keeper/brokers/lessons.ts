@@ -5,6 +5,7 @@ import type { DecisionRecord } from "./decision-log.ts";
 import type { FailureCode } from "./types.ts";
 
 export interface LogSummary {
+  /** The broker's own decisions (the keeper's orders are counted apart). */
   decisions: number;
   actions: number;
   failures: Partial<Record<FailureCode, number>>;
@@ -22,6 +23,10 @@ export interface LogSummary {
   tokens: number;
   costPicoUsd: bigint;
   models: Map<string, number>;
+  /** Minimum crossing IOCs the keeper sent because the broker twice gave none when asked. */
+  keeperOrders: number;
+  /** Times the keeper liquidated the account below maintenance margin. */
+  liquidations: number;
 }
 
 export function emptySummary(): LogSummary {
@@ -42,6 +47,8 @@ export function emptySummary(): LogSummary {
     tokens: 0,
     costPicoUsd: 0n,
     models: new Map(),
+    keeperOrders: 0,
+    liquidations: 0,
   };
 }
 
@@ -56,6 +63,11 @@ function describe(r: DecisionRecord): string {
 
 /** Folds one record in; the executor keeps a running summary instead of every record. */
 export function addRecord(s: LogSummary, r: DecisionRecord): void {
+  if (r.source === "keeper") {
+    // The keeper's own order: its outcome is not the broker's doing.
+    s.keeperOrders += 1;
+    return;
+  }
   s.decisions += 1;
   if (r.failure !== undefined) s.failures[r.failure.code] = (s.failures[r.failure.code] ?? 0) + 1;
   if (r.decision !== undefined) s.actions += 1;
@@ -112,7 +124,7 @@ const FAILURE_ADVICE: Partial<Record<FailureCode, string>> = {
 
 const REFUSAL_ADVICE: Record<string, string> = {
   reduce_only: "keep margin above the initial requirement so you are not limited to reducing orders",
-  cross: "when your orders stop filling, cross the spread once instead of waiting",
+  cross: "when your orders on a pair stop filling, cross the spread there once instead of waiting or saying nothing",
   quote_mid: "keep a bid and an ask near the mid",
   price_band: "price orders near the mark",
   not_your_pair: "trade only your own pairs",
@@ -125,7 +137,11 @@ const REFUSAL_ADVICE: Record<string, string> = {
 
 export function lessonsFromSummary(s: LogSummary, quoteDecimals = 6, quoteSymbol = "USDC"): string[] {
   const out: string[] = [];
-  if (s.decisions === 0) return ["No decisions last session: answer every request with at least a cancel or an order."];
+  const liquidated =
+    s.liquidations > 0
+      ? `Liquidated ${s.liquidations}x below maintenance margin: size positions so a 10% move against you leaves equity above maintenance margin.`
+      : null;
+  if (s.decisions === 0) return ["No decisions last session: answer every request with at least a cancel or an order.", ...(liquidated === null ? [] : [liquidated])];
   out.push(
     `Last session: PnL ${money(s.pnl, quoteDecimals)} ${quoteSymbol} over ${s.decisions} decisions; ${s.fills} fills (${s.filledLots} lots), fees ${money(s.fees, quoteDecimals).replace("+", "")}.`,
   );
@@ -135,6 +151,10 @@ export function lessonsFromSummary(s: LogSummary, quoteDecimals = 6, quoteSymbol
     failed.sort((a, b) => b[1] - a[1]);
     const [code] = failed[0]!;
     out.push(`${Math.round((failedCount / s.decisions) * 100)}% of replies failed (mostly ${code}): ${FAILURE_ADVICE[code] ?? "answer simply and quickly"}.`);
+  }
+  if (liquidated !== null) out.push(liquidated);
+  if (s.keeperOrders > 0) {
+    out.push(`The keeper had to cross for you ${s.keeperOrders}x: when told there was no fill in your last 5 orders on a pair, include a crossing order there yourself.`);
   }
   const topRefusal = [...s.refusals.entries()].sort((a, b) => b[1].count - a[1].count)[0];
   if (topRefusal !== undefined && topRefusal[1].count >= 3) {
@@ -163,6 +183,7 @@ export function summaryText(s: LogSummary, quoteDecimals = 6): string {
     `pnl by source: ${[...s.pnlBySource.entries()].map(([k, v]) => `${k} ${money(v, quoteDecimals)}`).join(", ") || "-"}`,
     `failed calls: ${Object.entries(s.failures).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`,
     `refusals: ${[...s.refusals.entries()].map(([k, v]) => `${k} ${v.count} (e.g. ${v.example})`).join("; ") || "none"}`,
+    `keeper actions: ${s.liquidations} liquidations, ${s.keeperOrders} crossing orders sent for you`,
   ];
   if (s.worst !== null) lines.push(`worst decision: tick ${s.worst.tick} ${money(s.worst.pnl, quoteDecimals)}: ${s.worst.what}`);
   if (s.best !== null) lines.push(`best decision: tick ${s.best.tick} ${money(s.best.pnl, quoteDecimals)}: ${s.best.what}`);

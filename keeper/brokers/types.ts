@@ -104,6 +104,11 @@ export interface BrokerContext {
   openOrders: OrderContext[];
   /** Why its last actions were refused (validation, session rules, engine, or a failed call). */
   refusals: string[];
+  /**
+   * What the keeper itself did on the account since the last request (a liquidation, a crossing
+   * IOC it sent after two replies without one): the keeper's actions, never the broker's.
+   */
+  keeperActions: string[];
   directives: Directive[];
   /** Deterministic randomness for rule brokers. */
   seed: number;

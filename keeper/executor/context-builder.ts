@@ -39,6 +39,8 @@ export interface SlotView {
   plan: string | null;
   reprompt: string | null;
   refusals: readonly string[];
+  /** What the keeper did on the account itself since the last request (its actions, not the broker's). */
+  keeperActions: readonly string[];
   directives: readonly Directive[];
   seed: number;
 }
@@ -131,6 +133,7 @@ export function buildContext(settings: BrokerSettings, snap: PitSnapshot, slot: 
     account: accountContext(snap.account, snap.pairs),
     openOrders,
     refusals: [...slot.refusals],
+    keeperActions: [...slot.keeperActions],
     directives: slot.directives.map((d) => ({ ...d })),
     seed: slot.seed,
   };

@@ -27,7 +27,8 @@ export interface PairView {
   tickValue: bigint;
   makerFeeBps: number;
   takerFeeBps: number;
-  /** Largest size one order may carry, in lots. */
+  /** Smallest and largest size one order may carry, in lots. */
+  minOrderLots: number;
   maxOrderLots: number;
 }
 
@@ -136,8 +137,34 @@ export interface SubmitOutcome {
   orders: OrderOutcome[];
 }
 
+/** What a liquidation bought back or sold on one pair (the keeper's IOCs, at most mark ± slippage). */
+export interface CoveredView {
+  pair: number;
+  /** The pair's base asset: what was bought back (a short) or sold (a long, to repay borrowed quote). */
+  asset: number;
+  side: Side;
+  lots: number;
+  /** Base-asset base units. */
+  amount: bigint;
+  /** Quote-asset base units paid (buy) or received (sell), before the fee. */
+  quote: bigint;
+  /** Volume-weighted average price, ticks (not always a whole tick). */
+  price: number;
+}
+
 export interface LiquidationOutcome {
+  /** False when the core refused (the account was not below maintenance margin at its marks). */
+  liquidated: boolean;
   cancelledOrders: number;
+  covered: CoveredView[];
+  /** Quote-asset base units paid to the insurance account. */
+  fee: bigint;
+  /** Quote-asset base units, at the core's marks. */
+  equityBefore: bigint;
+  maintenanceBefore: bigint;
+  equityAfter: bigint;
+  /** No liability left (the book was deep enough within the slippage limit). */
+  fullyCovered: boolean;
   /** Human-readable summary for the broker's next context and the log. */
   summary: string;
 }
@@ -155,4 +182,9 @@ export interface PitPort {
   submit(user: number, request: { cancels: string[]; orders: OrderRequest[] }): SubmitOutcome;
   /** Below maintenance margin the keeper itself closes the account out (cancel all, cover at mid). */
   liquidate(user: number): LiquidationOutcome;
+  /**
+   * Every account of the pit below maintenance margin at the current marks, brokers or not,
+   * ascending (the core's `liquidationsDue`).
+   */
+  liquidationsDue(): number[];
 }

@@ -1,8 +1,10 @@
 // The session rules (DESIGN.md, Executor). They shape each request as directives and are enforced
 // on each reply, against the state at the moment the reply arrives:
-//   below MM   -> the keeper liquidates; the broker is not asked.
+//   below MM   -> the keeper liquidates (every tick, before asking anyone); the broker is not asked.
 //   below IM   -> only orders that reduce the position are accepted.
-//   no fill in the last N orders -> a reply with new orders must include a crossing order.
+//   no fill in the last N orders on a pair -> every reply must include a crossing order on that
+//                 pair (an empty reply does not do); without one its new orders there are refused,
+//                 and after the second such reply the keeper sends the minimum crossing IOC itself.
 //   not quoting around the mid   -> resting orders far from the mid are refused.
 // Plus the risk checks every reply gets: known pair, one of the user's pairs, size limit, price
 // band around the mark, open-order limit, cancels of orders that are still open.
@@ -33,9 +35,20 @@ export const DEFAULT_RULES: RuleConfig = {
   maxOpenOrders: 20,
 };
 
+/** One of the user's accepted orders, for the no-fill window of its pair. */
 export interface RecentOrder {
   orderId: string;
+  pair: number;
   filled: boolean;
+}
+
+/** A user's recent accepted orders per pair id, oldest first. */
+export type RecentOrders = ReadonlyMap<number, readonly RecentOrder[]>;
+
+/** True when the pair's last `window` orders all went unfilled. */
+export function noFillOn(recent: RecentOrders, pair: number, window: number): boolean {
+  const last = (recent.get(pair) ?? []).slice(-window);
+  return last.length >= window && last.every((o) => !o.filled);
 }
 
 export interface Assessment {
@@ -75,7 +88,7 @@ export function assess(
   account: AccountView,
   pairs: readonly PairView[],
   markets: ReadonlyMap<number, MarketView>,
-  recent: readonly RecentOrder[],
+  recent: RecentOrders,
   cfg: RuleConfig,
 ): Assessment {
   if (account.marginStatus === "below_mm") return { liquidate: true, directives: [] };
@@ -95,22 +108,21 @@ export function assess(
     };
   }
   const directives: Directive[] = [];
-  const window = recent.slice(-cfg.noFillWindow);
-  if (window.length >= cfg.noFillWindow && window.every((o) => !o.filled)) {
-    const ways: string[] = [];
-    for (const p of pairs) {
-      const m = markets.get(p.pair);
-      const bb = othersBest(m, account, "buy");
-      const ba = othersBest(m, account, "sell");
-      const parts = [ba !== null ? `buy >= ${ba}` : null, bb !== null ? `sell <= ${bb}` : null].filter((x) => x !== null);
-      if (parts.length > 0) ways.push(`${p.symbol}: ${parts.join(" or ")}`);
-    }
-    if (ways.length > 0) {
-      directives.push({
-        code: "cross",
-        text: `no fill in your last ${cfg.noFillWindow} orders: include a crossing order (${ways.join("; ")}), else new orders are refused`,
-      });
-    }
+  for (const p of pairs) {
+    if (!noFillOn(recent, p.pair, cfg.noFillWindow)) continue;
+    const m = markets.get(p.pair);
+    const bb = othersBest(m, account, "buy");
+    const ba = othersBest(m, account, "sell");
+    const ways = [ba !== null ? `buy >= ${ba}` : null, bb !== null ? `sell <= ${bb}` : null].filter((x) => x !== null);
+    // Nothing to cross against: nothing can be asked.
+    if (ways.length === 0) continue;
+    directives.push({
+      code: "cross",
+      pair: p.symbol,
+      text:
+        `no fill in your last ${cfg.noFillWindow} orders on ${p.symbol}: include a crossing order there (${ways.join(" or ")}); ` +
+        `a reply without one has its new ${p.symbol} orders refused, and after two such replies the keeper sends the minimum crossing IOC for you`,
+    });
   }
   for (const p of pairs) {
     const m = markets.get(p.pair);
@@ -154,6 +166,8 @@ export interface Enforcement {
   cancels: string[];
   orders: EnforcedOrder[];
   refusals: Refusal[];
+  /** Pairs (symbols) whose cross directive this reply did not meet. */
+  missedCross: string[];
 }
 
 function describe(o: ProposedOrder, index: number): string {
@@ -205,7 +219,13 @@ export function enforce(input: EnforceInput): Enforcement {
   }
 
   const reduceOnly = input.directives.some((d) => d.code === "reduce_only");
-  const wantCross = input.directives.some((d) => d.code === "cross");
+  // A cross directive without a pair (older callers) asks it of every one of the user's pairs.
+  const crossPairs = new Set<string>();
+  for (const d of input.directives) {
+    if (d.code !== "cross") continue;
+    if (d.pair !== undefined) crossPairs.add(d.pair);
+    else for (const p of input.userPairs) crossPairs.add(p.symbol);
+  }
   const quoteMid = new Map(input.directives.filter((d) => d.code === "quote_mid").map((d) => [d.pair, d] as const));
   const userPairIds = new Set(input.userPairs.map((p) => p.pair));
 
@@ -266,14 +286,38 @@ export function enforce(input: EnforceInput): Enforcement {
     accepted.push({ index, request: { pair: p.pair, side: o.side, price: o.price, size: o.size, type: o.type }, crossing });
   });
 
-  if (wantCross && !reduceOnly && accepted.length > 0 && !accepted.some((x) => x.crossing)) {
-    for (const x of accepted) {
-      refusals.push({
-        code: "cross",
-        text: `${describe(input.orders[x.index]!, x.index)}: no fill in your last ${cfg.noFillWindow} orders and this reply has no crossing order`,
-      });
+  // Below IM reduce-only wins: it never asks for an order that could add exposure.
+  const missedCross: string[] = [];
+  let orders = accepted;
+  if (!reduceOnly) {
+    for (const symbol of crossPairs) {
+      const id = input.userPairs.find((p) => p.symbol === symbol)?.pair;
+      const on = orders.filter((x) => x.request.pair === id);
+      if (on.some((x) => x.crossing)) continue;
+      missedCross.push(symbol);
+      refusals.push({ code: "cross", text: `no crossing order on ${symbol}: no fill in your last ${cfg.noFillWindow} orders there, and every reply must cross there until one fills` });
+      for (const x of on) {
+        refusals.push({ code: "cross", text: `${describe(input.orders[x.index]!, x.index)}: refused until you include a crossing order on ${symbol}` });
+      }
+      orders = orders.filter((x) => !on.includes(x));
     }
-    return { cancels, orders: [], refusals };
   }
-  return { cancels, orders: accepted, refusals };
+  return { cancels, orders, refusals, missedCross };
+}
+
+/**
+ * The keeper's own crossing order for a broker that twice replied without the one the rules asked
+ * for: the pair's minimum size, IOC, at the best price of others on the far side; toward flat when
+ * the user holds a position, else a buy (a sell when nobody offers). Null when nobody can be crossed.
+ */
+export function minimumCross(account: AccountView, pair: PairView, market: MarketView | undefined): OrderRequest | null {
+  const ask = othersBest(market, account, "sell");
+  const bid = othersBest(market, account, "buy");
+  const pos = positionLots(account, pair);
+  const prefer: Side = pos > 0 ? "sell" : pos < 0 ? "buy" : "buy";
+  for (const side of [prefer, prefer === "buy" ? "sell" : "buy"] as const) {
+    const price = side === "buy" ? ask : bid;
+    if (price !== null) return { pair: pair.pair, side, price, size: pair.minOrderLots, type: "ioc" };
+  }
+  return null;
 }

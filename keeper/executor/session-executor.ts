@@ -1,25 +1,31 @@
-// The session loop. Every tick (1 s by default) it visits every broker: reads the user's account
-// and orders, applies the margin rules (liquidating below MM), builds the request and asks the
-// broker, never waiting for the answer. Each broker has at most one call in flight; a reply is
-// checked against the state at the moment it arrives and only then reaches the book.
+// The session loop. Every tick (1 s by default) it first does the keeper's own duty: at the tick's
+// marks it liquidates every account of the pit below maintenance margin, whatever its broker is
+// doing (a call in flight, paused, backing off, at its spend cap, or no broker at all). Then it
+// visits every broker: reads the user's account and orders, applies the session rules, builds the
+// request and asks the broker, never waiting for the answer. Each broker has at most one call in
+// flight; a reply is checked against the state at the moment it arrives and only then reaches the
+// book.
 //
 // Failures are values: a failed call means no action, its reason is shown to the broker next
 // time, repeated failures pause the broker (its orders stay), a 429 backs it off for as long as
-// the provider asked. At the start, a broker that gives nothing gets the system default strategy;
-// at its spend cap, an AI broker is served by the built-in default strategy and says so.
-import type { DecisionRecord, DecisionSink, DecisionSource, Refusal } from "../brokers/decision-log.ts";
+// the provider asked. A broker whose first reply gives no orders for one of its pairs gets the
+// system default strategy's orders for that pair; at its spend cap, an AI broker is served by the
+// built-in default strategy and says so. A broker that twice replies without the crossing order
+// the no-fill rule asks for on a pair gets the minimum crossing IOC from the keeper, which is
+// logged, streamed and shown to the broker as the keeper's.
+import type { DecisionOutcome, DecisionRecord, DecisionSink, DecisionSource, Refusal } from "../brokers/decision-log.ts";
 import { addRecord, emptySummary, lessonsFromSummary, summaryText, type LogSummary } from "../brokers/lessons.ts";
 import { mixSeed } from "../core/prng.ts";
 import { RuleBroker, SYSTEM_DEFAULT_STRATEGY, systemDefaultDecision } from "../brokers/rule/rule-broker.ts";
 import { clipOutcry } from "../brokers/rule/book-math.ts";
 import { formatUsd, type SpendLedger } from "../brokers/spend-ledger.ts";
-import type { Broker, BrokerContext, BrokerFailure, BrokerResult, CallInfo, Decision, Directive, Purpose } from "../brokers/types.ts";
+import type { Broker, BrokerContext, BrokerFailure, BrokerResult, CallInfo, Decision, Directive, Purpose, Side } from "../brokers/types.ts";
 import { PLAN_MAX_CHARS } from "../brokers/decision-schema.ts";
 import { checkPrompt } from "../brokers/prompt-rules.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { buildContext, type BrokerSettings } from "./context-builder.ts";
-import type { MarketView, PairView, PhaseView, PitPort } from "./pit-port.ts";
-import { assess, DEFAULT_RULES, directivesForReply, enforce, type RecentOrder, type RuleConfig } from "./rules.ts";
+import type { CoveredView, MarketView, PairView, PhaseView, PitPort } from "./pit-port.ts";
+import { assess, DEFAULT_RULES, directivesForReply, enforce, minimumCross, type Enforcement, type RecentOrder, type RuleConfig } from "./rules.ts";
 import { TickStats, type ExecutorStats, type TickReport } from "./tick-stats.ts";
 
 export interface ExecutorConfig {
@@ -66,9 +72,47 @@ export interface BrokerBinding {
   lessons?: (strategy: string, summary: string) => Promise<{ lessons: string[] } | null>;
 }
 
+/** What an account's broker was doing when the keeper liquidated it ("none": the account has no broker). */
+export type BrokerState = "none" | "idle" | "in_flight" | "paused" | "backing_off" | "spend_cap";
+
+/** The keeper liquidated an account below maintenance margin (amounts in base units of their asset). */
+export interface LiquidationEvent {
+  type: "liquidation";
+  user: number;
+  brokerId: string | null;
+  brokerState: BrokerState;
+  tick: number;
+  cancelledOrders: number;
+  covered: CoveredView[];
+  /** Quote base units to the insurance account. */
+  fee: bigint;
+  equityBefore: bigint;
+  maintenanceBefore: bigint;
+  equityAfter: bigint;
+  fullyCovered: boolean;
+  summary: string;
+  ts: number;
+}
+
+/** An order the keeper itself sent for a broker (the minimum crossing IOC): the keeper's, never the broker's. */
+export interface KeeperOrderEvent {
+  type: "keeper_order";
+  user: number;
+  brokerId: string;
+  pair: string;
+  side: Side;
+  price: number;
+  size: number;
+  accepted: boolean;
+  filled: number;
+  reason: string;
+  ts: number;
+}
+
 export type ExecutorEvent =
   | { type: "outcry"; user: number; brokerId: string; text: string; source: DecisionSource; ts: number }
-  | { type: "liquidation"; user: number; summary: string; ts: number }
+  | LiquidationEvent
+  | KeeperOrderEvent
   | { type: "paused"; user: number; brokerId: string; untilMs: number; reason: string; ts: number }
   | { type: "resumed"; user: number; brokerId: string; ts: number }
   | { type: "spend_cap"; user: number; brokerId: string; spentUsd: number; ts: number }
@@ -106,12 +150,16 @@ export interface BrokerStatus {
   recent: readonly DecisionRecord[];
 }
 
-interface OpenOutcome {
-  record: DecisionRecord;
-  pnlAtOpen: bigint;
+/** Fills counted toward one decision's outcome as they are polled. */
+interface FillTally {
   fills: number;
   filledLots: number;
   fees: bigint;
+}
+
+interface OpenOutcome extends FillTally {
+  record: DecisionRecord;
+  pnlAtOpen: bigint;
 }
 
 interface Slot {
@@ -131,13 +179,18 @@ interface Slot {
   opened: boolean;
   lastReviewTick: number;
   purposeFailures: number;
-  defaultUsed: boolean;
-  everPlaced: boolean;
+  /** The first reply has come (pairs it gave nothing for got the system default's orders). */
+  started: boolean;
   capped: boolean;
   fillCursor: number;
   /** Net lots traded this session, per pair. */
   netLots: Map<number, number>;
-  recentOrders: RecentOrder[];
+  /** Accepted orders per pair id, for the no-fill window. */
+  recentOrders: Map<number, RecentOrder[]>;
+  /** Replies in a row without the crossing order the rules asked for, per pair id. */
+  crossMisses: Map<number, number>;
+  /** What the keeper did on the account since the last request, for the next context. */
+  keeperActions: string[];
   open: OpenOutcome | null;
   summary: LogSummary;
   recent: DecisionRecord[];
@@ -164,6 +217,7 @@ export class SessionExecutor {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private marketCache = new Map<number, MarketView>();
+  private quoteDecimals = 6;
 
   constructor(opts: { port: PitPort; clock: Clock; config?: Partial<ExecutorConfig>; sink?: ExecutorSink }) {
     this.port = opts.port;
@@ -200,12 +254,13 @@ export class SessionExecutor {
       opened: false,
       lastReviewTick: 0,
       purposeFailures: 0,
-      defaultUsed: false,
-      everPlaced: false,
+      started: false,
       capped: false,
       fillCursor: 0,
       netLots: new Map(),
-      recentOrders: [],
+      recentOrders: new Map(),
+      crossMisses: new Map(),
+      keeperActions: [],
       open: null,
       summary: emptySummary(),
       recent: [],
@@ -282,6 +337,8 @@ export class SessionExecutor {
       liquidations: 0,
     };
     if (phase.phase === "trading" && !this.finished) {
+      // The keeper's own duty comes first, whatever the brokers are doing.
+      this.liquidateDue(report);
       this.marketCache.clear();
       const slots = [...this.slots.values()];
       // Rotate the starting broker so nobody is always first to the book.
@@ -332,6 +389,62 @@ export class SessionExecutor {
     return "tick";
   }
 
+  // ---- the keeper's own duty: liquidation ------------------------------------------------
+
+  /**
+   * Every account below maintenance margin at the tick's marks is liquidated now: orders
+   * cancelled, liabilities covered at the banded mid, the fee to insurance (the core's liquidate
+   * command, journaled). Broker state plays no part: not a call in flight, a pause, a back-off,
+   * the spend cap, or having no broker at all.
+   */
+  private liquidateDue(report: TickReport): void {
+    let due: number[];
+    try {
+      due = this.port.liquidationsDue();
+    } catch (err) {
+      return this.internalError(err);
+    }
+    for (const user of due) {
+      try {
+        if (this.liquidate(user)) report.liquidations += 1;
+      } catch (err) {
+        this.internalError(err, user);
+      }
+    }
+  }
+
+  /** For a port that cannot list the pit's accounts below MM: the executor's own brokers'. */
+  private brokerState(slot: Slot | undefined): BrokerState {
+    if (slot === undefined) return "none";
+    const now = this.clock.now();
+    if (slot.inFlight) return "in_flight";
+    if (now < slot.pausedUntil) return "paused";
+    if (now < slot.notBefore) return "backing_off";
+    if (slot.capped) return "spend_cap";
+    return "idle";
+  }
+
+  /** Liquidates one account; false when the core found it above maintenance margin after all. */
+  private liquidate(user: number): boolean {
+    const slot = this.slots.get(user);
+    const brokerState = this.brokerState(slot);
+    // Fills so far belong to the broker's decisions; the liquidation's own fills to none of them.
+    if (slot !== undefined) this.pollFills(slot);
+    const out = this.port.liquidate(user);
+    if (!out.liquidated) return false;
+    this.stats.liquidations += 1;
+    if (slot !== undefined) {
+      this.pollFills(slot, null);
+      slot.keeperActions.push(`the keeper ${out.summary}`);
+      slot.summary.liquidations += 1;
+    }
+    const { liquidated: _, ...detail } = out;
+    this.emit({ type: "liquidation", user, brokerId: slot?.settings.brokerId ?? null, brokerState, tick: this.tickNo, ...detail, ts: this.clock.now() });
+    return true;
+  }
+
+  // ---- asking the brokers -------------------------------------------------------------------
+
   private dispatch(slot: Slot, phase: PhaseView, report: TickReport): void {
     const now = this.clock.now();
     const user = slot.settings.user;
@@ -340,11 +453,9 @@ export class SessionExecutor {
     if (now < slot.notBefore) return void (report.backingOff += 1);
 
     const account = this.port.account(user);
-    if (account.marginStatus === "below_mm") {
-      this.liquidate(slot);
-      report.liquidations += 1;
-      return;
-    }
+    // Still below MM after this tick's liquidation (the book could not cover it all): the keeper
+    // liquidates again next tick; the broker is not asked.
+    if (account.marginStatus === "below_mm") return;
     this.pollFills(slot);
     const pairs = this.userPairs(slot);
     const markets = new Map<number, MarketView>();
@@ -363,11 +474,13 @@ export class SessionExecutor {
         plan: slot.plan,
         reprompt: slot.reprompt,
         refusals: slot.refusals.map((r) => r.text),
+        keeperActions: slot.keeperActions,
         directives,
         seed: mixSeed(phase.sessionId, user, this.tickNo),
       },
     );
     slot.refusals = [];
+    slot.keeperActions = [];
     slot.inFlight = true;
     this.inFlight += 1;
     report.asked += 1;
@@ -394,15 +507,8 @@ export class SessionExecutor {
       });
   }
 
-  private liquidate(slot: Slot): void {
-    const user = slot.settings.user;
-    const out = this.port.liquidate(user);
-    slot.refusals.push({ code: "liquidated", text: `you fell below maintenance margin and were liquidated: ${out.summary}` });
-    this.emit({ type: "liquidation", user, summary: out.summary, ts: this.clock.now() });
-  }
-
-  /** Fills since the last poll: attributed to the open decision and to the no-fill window. */
-  private pollFills(slot: Slot): void {
+  /** Fills since the last poll: attributed to a decision (by default the open one) and to the no-fill window. */
+  private pollFills(slot: Slot, into: FillTally | null = slot.open): void {
     const { fills, cursor } = this.port.fills(slot.settings.user, slot.fillCursor);
     slot.fillCursor = cursor;
     if (fills.length === 0) return;
@@ -410,13 +516,22 @@ export class SessionExecutor {
     for (const f of fills) {
       filledIds.add(f.orderId);
       slot.netLots.set(f.pair, (slot.netLots.get(f.pair) ?? 0) + (f.side === "buy" ? f.size : -f.size));
-      if (slot.open !== null) {
-        slot.open.fills += 1;
-        slot.open.filledLots += f.size;
-        slot.open.fees += f.fee;
+      if (into !== null) {
+        into.fills += 1;
+        into.filledLots += f.size;
+        into.fees += f.fee;
       }
     }
-    for (const o of slot.recentOrders) if (filledIds.has(o.orderId)) o.filled = true;
+    for (const list of slot.recentOrders.values()) for (const o of list) if (filledIds.has(o.orderId)) o.filled = true;
+  }
+
+  private noteOrder(slot: Slot, o: RecentOrder): void {
+    let list = slot.recentOrders.get(o.pair);
+    if (list === undefined) slot.recentOrders.set(o.pair, (list = []));
+    list.push(o);
+    // Only the window matters; a little more is kept so late fills of older orders find them.
+    const keep = this.config.rules.noFillWindow * 2;
+    if (list.length > keep) list.splice(0, list.length - keep);
   }
 
   private onResult(slot: Slot, askedCtx: BrokerContext, result: BrokerResult, source: DecisionSource, askedTick: number): void {
@@ -462,11 +577,13 @@ export class SessionExecutor {
         return this.apply(slot, record, d, askedCtx.directives);
       }
       this.onFailure(slot, askedCtx, result.failure, now);
-      if (!slot.everPlaced && !slot.defaultUsed) {
+      if (!slot.started && result.failure.code !== "aborted") {
+        // A first reply that failed gave nothing for any pair: the system default trades them.
+        slot.started = true;
         const ctx = this.freshContext(slot, askedCtx.purpose);
         if (ctx !== null) {
-          slot.defaultUsed = true;
           record.source = "system_default";
+          record.defaulted = ctx.markets.map((m) => m.symbol);
           return this.apply(slot, record, systemDefaultDecision(ctx, "system default"), askedCtx.directives);
         }
       }
@@ -483,17 +600,34 @@ export class SessionExecutor {
     let decision = result.decision;
     if (source === "spend_cap_fallback") decision = { ...decision, outcry: clipOutcry(`[budget spent] ${decision.outcry}`) };
     if (decision.plan !== null && decision.plan.trim() !== "") slot.plan = decision.plan.trim().slice(0, PLAN_MAX_CHARS);
-    if (decision.orders.length === 0 && !slot.everPlaced && !slot.defaultUsed) {
-      // Nothing at the start: the system default strategy trades for it this once.
-      const ctx = this.freshContext(slot, askedCtx.purpose);
-      if (ctx !== null) {
-        slot.defaultUsed = true;
-        record.source = "system_default";
-        const d = systemDefaultDecision(ctx, "system default");
-        decision = { ...d, cancels: [...decision.cancels, ...d.cancels], outcry: decision.outcry !== "" ? clipOutcry(`${decision.outcry} ${d.outcry}`) : d.outcry };
-      }
+    if (!slot.started) {
+      slot.started = true;
+      decision = this.withStartDefault(slot, record, decision, askedCtx.purpose);
     }
     this.apply(slot, record, decision, askedCtx.directives);
+  }
+
+  /**
+   * The first reply: every one of the user's pairs it gives no orders for gets the system default
+   * strategy's orders for that pair, in the same action (the record names those pairs).
+   */
+  private withStartDefault(slot: Slot, record: DecisionRecord, decision: Decision, purpose: Purpose): Decision {
+    const given = new Set(decision.orders.map((o) => o.pair));
+    const pairs = this.userPairs(slot);
+    const missing = pairs.filter((p) => !given.has(p.symbol));
+    if (missing.length === 0) return decision;
+    const ctx = this.freshContext(slot, purpose, missing);
+    if (ctx === null) return decision;
+    const label = missing.length === pairs.length ? "system default" : `system default on ${missing.map((p) => p.symbol).join(", ")}`;
+    const d = systemDefaultDecision(ctx, label);
+    record.defaulted = missing.map((p) => p.symbol);
+    if (decision.orders.length === 0) record.source = "system_default";
+    return {
+      ...decision,
+      orders: [...decision.orders, ...d.orders],
+      cancels: [...decision.cancels, ...d.cancels],
+      outcry: decision.outcry !== "" ? clipOutcry(`${decision.outcry} ${d.outcry}`) : d.outcry,
+    };
   }
 
   private consumePurpose(slot: Slot, purpose: Purpose): void {
@@ -543,13 +677,13 @@ export class SessionExecutor {
     this.stats.cachedTokens += call.cachedTokens;
   }
 
-  /** A context from the state now (for actions decided on the keeper's side after a reply). */
-  private freshContext(slot: Slot, purpose: Purpose): BrokerContext | null {
+  /** A context from the state now (for actions decided on the keeper's side after a reply), optionally of some pairs only. */
+  private freshContext(slot: Slot, purpose: Purpose, only?: readonly PairView[]): BrokerContext | null {
     const phase = this.port.phase();
     const account = this.port.account(slot.settings.user);
     if (account.marginStatus === "below_mm") return null;
     this.pollFills(slot);
-    const pairs = this.userPairs(slot);
+    const pairs = only ?? this.userPairs(slot);
     const markets = new Map<number, MarketView>();
     for (const p of pairs) markets.set(p.pair, this.port.market(p.pair, this.config.bookLevels, this.config.tradesInContext));
     const { directives } = assess(account, pairs, markets, slot.recentOrders, this.config.rules);
@@ -563,6 +697,7 @@ export class SessionExecutor {
         plan: slot.plan,
         reprompt: slot.reprompt,
         refusals: [],
+        keeperActions: [],
         directives,
         seed: mixSeed(phase.sessionId, slot.settings.user, this.tickNo, 1),
       },
@@ -576,7 +711,7 @@ export class SessionExecutor {
     const account = this.port.account(user);
     if (account.marginStatus === "below_mm") {
       record.refusals.push({ code: "below_mm", text: "below maintenance margin: the keeper liquidates, your action was not applied" });
-      this.liquidate(slot);
+      this.liquidate(user);
       return this.closeNoAction(slot, record);
     }
     const pairs = this.userPairs(slot);
@@ -613,8 +748,7 @@ export class SessionExecutor {
       if (o.accepted && o.orderId !== undefined) {
         record.accepted.orders += 1;
         if (sent.crossing) record.accepted.crossing += 1;
-        slot.everPlaced = true;
-        slot.recentOrders.push({ orderId: o.orderId, filled: o.filled > 0 });
+        this.noteOrder(slot, { orderId: o.orderId, pair: sent.request.pair, filled: o.filled > 0 });
       } else {
         const src = decision.orders[sent.index]!;
         record.refusals.push({
@@ -623,7 +757,6 @@ export class SessionExecutor {
         });
       }
     });
-    if (slot.recentOrders.length > this.config.rules.noFillWindow * 4) slot.recentOrders.splice(0, slot.recentOrders.length - this.config.rules.noFillWindow);
     this.stats.actionsApplied += 1;
     this.stats.ordersAccepted += record.accepted.orders;
     this.stats.ordersRefused += decision.orders.length - record.accepted.orders;
@@ -634,6 +767,77 @@ export class SessionExecutor {
       slot.lastOutcry = text;
       this.emit({ type: "outcry", user, brokerId: slot.settings.brokerId, text, source: record.source, ts: this.clock.now() });
     }
+    this.countCrossMisses(slot, record, directives, checked, pairs);
+  }
+
+  /**
+   * The no-fill rule per pair: a reply that meets a cross directive clears its count; one that
+   * does not was refused (the reason goes back to the broker), and the second in a row has the
+   * keeper send the minimum crossing IOC itself.
+   */
+  private countCrossMisses(slot: Slot, record: DecisionRecord, directives: readonly Directive[], checked: Enforcement, pairs: readonly PairView[]): void {
+    for (const d of directives) {
+      if (d.code !== "cross") continue;
+      const p = pairs.find((x) => x.symbol === d.pair);
+      if (p !== undefined && !checked.missedCross.includes(p.symbol)) slot.crossMisses.delete(p.pair);
+    }
+    for (const symbol of checked.missedCross) {
+      const p = pairs.find((x) => x.symbol === symbol);
+      if (p === undefined) continue;
+      const misses = (slot.crossMisses.get(p.pair) ?? 0) + 1;
+      if (misses < 2) {
+        slot.crossMisses.set(p.pair, misses);
+        continue;
+      }
+      slot.crossMisses.delete(p.pair);
+      this.keeperCross(slot, p, record);
+    }
+  }
+
+  /** The keeper's own minimum crossing IOC on `pair`, recorded, streamed and shown as the keeper's. */
+  private keeperCross(slot: Slot, pair: PairView, after: DecisionRecord): void {
+    const user = slot.settings.user;
+    const account = this.port.account(user);
+    const order = minimumCross(account, pair, this.port.market(pair.pair, this.config.bookLevels + account.openOrders.length, 0));
+    if (order === null) return;
+    // Fills so far are the broker's; what this IOC fills is the keeper's.
+    this.pollFills(slot);
+    const now = this.clock.now();
+    const reason = `two replies in a row without the crossing order on ${pair.symbol} that the no-fill rule asked for`;
+    const record: DecisionRecord = {
+      sessionId: after.sessionId,
+      user,
+      brokerId: slot.settings.brokerId,
+      tick: this.tickNo,
+      askedAtMs: now,
+      answeredAtMs: now,
+      purpose: "tick",
+      source: "keeper",
+      late: false,
+      decision: { orders: [{ pair: pair.symbol, side: order.side, price: order.price, size: order.size, type: "ioc" }], cancels: [], outcry: "", plan: null },
+      accepted: { orders: 0, cancels: 0, crossing: 0 },
+      refusals: [],
+      outcome: null,
+    };
+    const out = this.port.submit(user, { cancels: [], orders: [order] }).orders[0];
+    const what = `${order.side} ${order.size} ${pair.symbol} @${order.price} IOC`;
+    const tally: FillTally = { fills: 0, filledLots: 0, fees: 0n };
+    let filled = 0;
+    if (out?.accepted === true && out.orderId !== undefined) {
+      filled = out.filled;
+      record.accepted = { orders: 1, cancels: 0, crossing: 1 };
+      this.noteOrder(slot, { orderId: out.orderId, pair: pair.pair, filled: filled > 0 });
+      this.pollFills(slot, tally);
+      slot.keeperActions.push(`the keeper crossed for you: ${what}, ${filled} filled (${reason}); this order was the keeper's, not yours`);
+      this.stats.keeperOrders += 1;
+    } else {
+      record.refusals.push({ code: "engine", text: `the keeper's ${what}: refused by the book: ${out?.reason ?? "rejected"}` });
+      slot.keeperActions.push(`the keeper tried to cross for you (${what}) but the book refused it: ${out?.reason ?? "rejected"}`);
+    }
+    const outcome: DecisionOutcome = { ...tally, pnlChange: this.port.account(user).pnl - account.pnl };
+    record.outcome = outcome;
+    this.emit({ type: "keeper_order", user, brokerId: slot.settings.brokerId, pair: pair.symbol, side: order.side, price: order.price, size: order.size, accepted: record.accepted.orders === 1, filled, reason, ts: now });
+    this.publish(slot, record);
   }
 
   /** Records that changed nothing have no outcome to wait for. */
@@ -712,44 +916,69 @@ export class SessionExecutor {
 
   /**
    * Ends the session for the brokers: stops the loop, cancels calls still in flight, closes every
-   * open decision's outcome and returns each broker's lessons for its next session.
+   * open decision's outcome and returns each broker's deterministic lessons, at once (a broker
+   * that ignores its abort signal is not waited for beyond a second).
    */
-  async finish(opts: { aiLessons?: boolean; quoteDecimals?: number; quoteSymbol?: string; lessonsConcurrency?: number } = {}): Promise<Map<number, BrokerSessionResult>> {
+  async close(opts: { quoteDecimals?: number; quoteSymbol?: string } = {}): Promise<Map<number, BrokerSessionResult>> {
     this.stop();
     this.finished = true;
     for (const s of this.slots.values()) s.abort?.abort();
-    await this.idle();
-    const decimals = opts.quoteDecimals ?? 6;
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([this.idle(), new Promise<void>((resolve) => (bound = setTimeout(resolve, 1_000)))]);
+    clearTimeout(bound);
+    this.quoteDecimals = opts.quoteDecimals ?? 6;
     const symbol = opts.quoteSymbol ?? "USDC";
     const results = new Map<number, BrokerSessionResult>();
-    const pending: (() => Promise<void>)[] = [];
     for (const s of this.slots.values()) {
       const user = s.settings.user;
       this.pollFills(s);
       this.closeOpen(s, this.port.account(user).pnl);
-      const r: BrokerSessionResult = {
+      results.set(user, {
         user,
         brokerId: s.settings.brokerId,
-        lessons: lessonsFromSummary(s.summary, decimals, symbol),
+        lessons: lessonsFromSummary(s.summary, this.quoteDecimals, symbol),
         lessonsBy: "rules",
         summary: s.summary,
         spend: s.binding.ledger?.summary() ?? null,
-      };
-      results.set(user, r);
-      const ask = s.binding.lessons;
-      if (opts.aiLessons !== false && ask !== undefined && s.summary.decisions > 0) {
-        pending.push(async () => {
-          const got = await ask(s.settings.prompt, summaryText(s.summary, decimals)).catch(() => null);
-          if (got !== null && got.lessons.length > 0) {
-            r.lessons = got.lessons;
-            r.lessonsBy = "model";
-          }
-          r.spend = s.binding.ledger?.summary() ?? null;
-        });
-      }
+      });
+    }
+    return results;
+  }
+
+  /**
+   * Asks each AI broker's model for lessons to replace the deterministic ones in `results` (from
+   * `close`); `onLessons` runs as each answers, so a slow model holds nobody else's.
+   */
+  async modelLessons(
+    results: Map<number, BrokerSessionResult>,
+    opts: { lessonsConcurrency?: number; onLessons?: (r: BrokerSessionResult) => void } = {},
+  ): Promise<void> {
+    const pending: (() => Promise<void>)[] = [];
+    for (const r of results.values()) {
+      const s = this.slots.get(r.user);
+      const ask = s?.binding.lessons;
+      if (s === undefined || ask === undefined || s.summary.decisions === 0) continue;
+      pending.push(async () => {
+        const got = await ask(s.settings.prompt, summaryText(s.summary, this.quoteDecimals)).catch(() => null);
+        r.spend = s.binding.ledger?.summary() ?? null;
+        if (got === null || got.lessons.length === 0) return;
+        r.lessons = got.lessons;
+        r.lessonsBy = "model";
+        try {
+          opts.onLessons?.(r);
+        } catch (err) {
+          this.internalError(err, r.user);
+        }
+      });
     }
     const width = Math.max(1, opts.lessonsConcurrency ?? 64);
     for (let i = 0; i < pending.length; i += width) await Promise.all(pending.slice(i, i + width).map((f) => f()));
+  }
+
+  /** `close`, then (unless `aiLessons` is false) waits for every model's lessons. */
+  async finish(opts: { aiLessons?: boolean; quoteDecimals?: number; quoteSymbol?: string; lessonsConcurrency?: number } = {}): Promise<Map<number, BrokerSessionResult>> {
+    const results = await this.close(opts);
+    if (opts.aiLessons !== false) await this.modelLessons(results, opts.lessonsConcurrency === undefined ? {} : { lessonsConcurrency: opts.lessonsConcurrency });
     return results;
   }
 }

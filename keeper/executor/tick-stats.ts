@@ -47,6 +47,10 @@ export interface ExecutorStats {
   actionsApplied: number;
   ordersAccepted: number;
   ordersRefused: number;
+  /** Accounts the keeper liquidated. */
+  liquidations: number;
+  /** Minimum crossing IOCs the keeper sent for brokers that twice gave none when asked. */
+  keeperOrders: number;
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -73,6 +77,8 @@ export class TickStats {
   actionsApplied = 0;
   ordersAccepted = 0;
   ordersRefused = 0;
+  liquidations = 0;
+  keeperOrders = 0;
 
   recordTick(r: TickReport): void {
     this.ticks += 1;
@@ -119,6 +125,8 @@ export class TickStats {
       actionsApplied: this.actionsApplied,
       ordersAccepted: this.ordersAccepted,
       ordersRefused: this.ordersRefused,
+      liquidations: this.liquidations,
+      keeperOrders: this.keeperOrders,
     };
   }
 }

@@ -2,10 +2,11 @@
 // bigint views, each broker's fills since its last look, and orders and liquidations sent through
 // the pit (so they are journaled like everything else).
 import type { Command } from "../core/commands.ts";
-import type { CommandResult } from "../core/types.ts";
+import type { CommandResult, EngineEvent } from "../core/types.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type {
   AccountView,
+  CoveredView,
   FillView,
   LiquidationOutcome,
   MarketView,
@@ -46,6 +47,7 @@ export class ExecutorPort implements PitPort {
           tickValue: BigInt(p.quotePerTickLot),
           makerFeeBps: fees.makerBps,
           takerFeeBps: fees.takerBps,
+          minOrderLots: p.minSizeLots,
           maxOrderLots: p.maxSizeLots,
         },
       ]),
@@ -162,16 +164,77 @@ export class ExecutorPort implements PitPort {
   }
 
   liquidate(user: number): LiquidationOutcome {
-    const before = this.#pit.reads.account(user).openOrders.length;
     const r = this.#pit.apply({ type: "liquidate", user });
-    if (!r.ok) return { cancelledOrders: 0, summary: `not liquidated: ${r.reason}` };
-    const liq = r.events.find((e) => e.kind === "liquidated");
-    return {
-      cancelledOrders: before,
-      summary:
-        liq?.kind === "liquidated"
-          ? `liquidated below maintenance margin: equity ${liq.equityBefore} -> ${liq.equityAfter}, fee ${liq.fee}${liq.covered ? "" : ", liabilities left"}`
-          : "liquidated",
-    };
+    if (!r.ok) return notLiquidated(`not liquidated: ${r.reason}`);
+    return liquidationOf(user, r.events, this.#pairViews);
   }
+
+  /**
+   * The core's list of accounts below maintenance margin, less those left with nothing the keeper
+   * could close out (no orders, no coin, only a quote debt: bankrupt, for the closing cross to
+   * cover); liquidating those again every tick would change nothing.
+   */
+  liquidationsDue(): number[] {
+    const quotes = new Set([...this.#pairViews.values()].map((p) => p.quote.asset));
+    const out: number[] = [];
+    for (const c of this.#pit.reads.liquidationsDue()) {
+      if (c.type !== "liquidate") continue;
+      const a = this.#pit.reads.account(c.user);
+      const nothingLeft = a.openOrders.length === 0 && a.positions.every((p) => p.baseUnits === 0n || quotes.has(p.asset));
+      if (!nothingLeft) out.push(c.user);
+    }
+    return out;
+  }
+}
+
+function notLiquidated(summary: string): LiquidationOutcome {
+  return { liquidated: false, cancelledOrders: 0, covered: [], fee: 0n, equityBefore: 0n, maintenanceBefore: 0n, equityAfter: 0n, fullyCovered: false, summary };
+}
+
+/**
+ * A liquidate command's events as what the keeper did: the user's orders it cancelled, what its
+ * IOCs bought back or sold per pair and at what average price, the fee to insurance. The stream
+ * publisher reads the same command's events through this, so the log, the broker and the feed say
+ * the same thing.
+ */
+export function liquidationOf(user: number, events: readonly EngineEvent[], pairs: ReadonlyMap<number, Pick<PairView, "pair" | "symbol" | "base" | "quote" | "lotSize">>): LiquidationOutcome {
+  let cancelledOrders = 0;
+  const byPair = new Map<number, { lots: number; quote: number; ticksLots: number; side: "buy" | "sell" }>();
+  let done: Extract<EngineEvent, { kind: "liquidated" }> | undefined;
+  for (const e of events) {
+    if (e.kind === "order_cancelled" && e.user === user && e.orderId > 0) cancelledOrders++;
+    else if (e.kind === "fill" && e.taker === user && e.takerOrderId < 0) {
+      let c = byPair.get(e.pair);
+      if (c === undefined) byPair.set(e.pair, (c = { lots: 0, quote: 0, ticksLots: 0, side: e.takerSide }));
+      c.lots += e.size;
+      c.quote += e.quoteAmount;
+      c.ticksLots += e.price * e.size;
+    } else if (e.kind === "liquidated" && e.user === user) done = e;
+  }
+  if (done === undefined) return notLiquidated("not liquidated");
+  const covered: CoveredView[] = [];
+  const parts: string[] = [];
+  for (const [pair, c] of byPair) {
+    const p = pairs.get(pair);
+    const price = Math.round((c.ticksLots / c.lots) * 100) / 100;
+    covered.push({ pair, asset: p?.base.asset ?? -1, side: c.side, lots: c.lots, amount: BigInt(c.lots) * (p?.lotSize ?? 0n), quote: BigInt(c.quote), price });
+    parts.push(`${c.side === "buy" ? "bought back" : "sold"} ${c.lots} ${p?.symbol ?? `pair ${pair}`} at ${price}`);
+  }
+  const q = pairs.values().next().value?.quote;
+  const usd = (x: number) => (q === undefined ? String(x) : `${(x / 10 ** q.decimals).toFixed(2)} ${q.symbol}`);
+  const summary =
+    `liquidated below maintenance margin (equity ${usd(done.equityBefore)} < ${usd(done.maintenanceBefore)}): ` +
+    `${cancelledOrders} orders cancelled, ${parts.join(", ") || "nothing to cover"}, fee ${usd(done.fee)} to insurance; ` +
+    `equity now ${usd(done.equityAfter)}${done.covered ? "" : ", liabilities left (thin book)"}`;
+  return {
+    liquidated: true,
+    cancelledOrders,
+    covered,
+    fee: BigInt(done.fee),
+    equityBefore: BigInt(done.equityBefore),
+    maintenanceBefore: BigInt(done.maintenanceBefore),
+    equityAfter: BigInt(done.equityAfter),
+    fullyCovered: done.covered,
+    summary,
+  };
 }

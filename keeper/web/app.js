@@ -7,6 +7,7 @@ import {
   applyBook,
   applyFill,
   applyHello,
+  applyLiquidation,
   applyOutcry,
   applyOutcryList,
   applyPhase,
@@ -220,6 +221,10 @@ function onMessage(msg) {
       break;
     case "outcry":
       for (const line of batched(msg)) mark(applyOutcry(state, line));
+      break;
+    case "liquidation":
+      mark(applyLiquidation(state, msg));
+      if (account.touches(msg.accountId ?? msg.account)) account.scheduleRefresh();
       break;
     case "pnl":
       mark(applyPnl(state, msg));

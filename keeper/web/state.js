@@ -2,7 +2,7 @@
 // `apply*` mutates the state and returns the names of the panels that need redrawing; the app
 // batches those into one render per animation frame, so a burst of fills costs one paint.
 import { pairUnits, toBig } from "./format.js";
-import { normBook, normOutcry, normRow, normSession, normSettlement, normTrade } from "./wire.js";
+import { normBook, normLiquidation, normOutcry, normRow, normSession, normSettlement, normTrade } from "./wire.js";
 
 /** Trades kept per pair: enough for a whole accelerated session's chart. */
 const MAX_TRADES = 6000;
@@ -187,6 +187,13 @@ export function applyTrades(state, rawTrades) {
 
 export function applyOutcry(state, raw) {
   state.outcry.unshift(normOutcry(raw));
+  if (state.outcry.length > MAX_OUTCRY) state.outcry.length = MAX_OUTCRY;
+  return ["outcry"];
+}
+
+/** A liquidation joins the feed as the keeper's own line. */
+export function applyLiquidation(state, raw) {
+  state.outcry.unshift(normLiquidation(raw));
   if (state.outcry.length > MAX_OUTCRY) state.outcry.length = MAX_OUTCRY;
   return ["outcry"];
 }

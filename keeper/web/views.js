@@ -259,10 +259,39 @@ export function renderTape(state) {
   if (rows.length === 0) tape.append(el("p", "empty", state.session?.phase === "pre_session" ? "The pit opens when trading starts." : "No trades yet."));
 }
 
+/** A liquidation in the feed: what the keeper covered, at what price, the fee to insurance. */
+function liquidationText(state, o) {
+  const quote = quoteToken(state);
+  const parts = o.covered.map((c) => {
+    const ps = state.pairs.get(state.pairIds.get(c.pair));
+    const what = ps ? `${ps.units.size(c.lots)} ${ps.base.symbol}` : `${c.lots} lots ${c.asset}`;
+    const px = ps ? ps.units.price(Math.round(c.price)) : String(c.price);
+    return `${c.side === "buy" ? "bought back" : "sold"} ${what} at ${px}`;
+  });
+  const fee = `fee ${formatFixed(o.fee, quote.decimals, 2)} ${quote.symbol} to insurance`;
+  return `${parts.join(", ") || "orders cancelled"} · ${fee}${o.fullyCovered ? "" : " · liabilities left"}`;
+}
+
+function renderLiquidation(state, o) {
+  const li = el("li", `liq${isMine(state, o) ? " mine" : ""}`);
+  li.dataset.kind = "liquidation";
+  const who = el("span", "who");
+  who.append(el("b", "keeper", "keeper"), el("span", "acct", accountLabel(o.accountId, o.address)));
+  const text = el("span", "liq-line");
+  text.append(el("strong", "", "Liquidated "), document.createTextNode(liquidationText(state, o)));
+  li.title = o.line;
+  li.append(el("time", "", formatTime(o.ts)), who, text);
+  return li;
+}
+
 export function renderOutcry(state) {
   const list = $("outcry");
   list.textContent = "";
   for (const o of state.outcry.slice(0, 80)) {
+    if (o.kind === "liquidation") {
+      list.append(renderLiquidation(state, o));
+      continue;
+    }
     const li = el("li", isMine(state, o) ? "mine" : "");
     const name = brokerName(state, o.broker, o.brokerName);
     const who = el("span", "who");

@@ -60,6 +60,25 @@ export function normOutcry(o) {
   return { address: o.account, accountId: o.accountId, broker: o.broker, line: o.line, ts: o.ts };
 }
 
+/**
+ * A `liquidation` message: the keeper closed an account out below maintenance margin. It joins the
+ * outcry feed as the keeper's line (kind "liquidation"), never as the broker's. Amounts are decimal
+ * strings of base units, prices ticks (an average, so not always whole).
+ */
+export function normLiquidation(l) {
+  return {
+    kind: "liquidation",
+    address: l.account,
+    accountId: l.accountId,
+    broker: l.broker ?? null,
+    covered: (l.covered ?? []).map((c) => ({ pair: c.pair, asset: c.asset, side: c.side, lots: c.lots, price: c.price })),
+    fee: l.fee,
+    fullyCovered: l.fullyCovered !== false,
+    line: l.line ?? "",
+    ts: l.ts,
+  };
+}
+
 /** A leaderboard row: PnL and equity in quote base units, as decimal strings. */
 export function normRow(r) {
   return { address: r.account, accountId: r.accountId, rank: r.rank, broker: r.broker, pnl: r.pnl, equity: r.equity };

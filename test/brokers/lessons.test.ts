@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import type { DecisionRecord } from "../../keeper/brokers/decision-log.ts";
-import { lessonsFromLog, money, summarizeLog, summaryText } from "../../keeper/brokers/lessons.ts";
+import { lessonsFromLog, lessonsFromSummary, money, summarizeLog, summaryText } from "../../keeper/brokers/lessons.ts";
 
 function rec(over: Partial<DecisionRecord>): DecisionRecord {
   return {
@@ -50,6 +50,19 @@ describe("brokers/lessons", () => {
     expect(lessons.join("\n")).to.contain("Only 0 fills from 20 orders");
     expect(lessons.join("\n")).to.contain("Worst decision (tick 6, -3.00): buy 2@1006 limit");
     for (const l of lessons) expect(l.length).to.be.at.most(200);
+  });
+
+  it("counts the keeper's own orders apart from the broker's decisions, and says what the keeper had to do", () => {
+    const s = summarizeLog([
+      rec({ accepted: { orders: 1, cancels: 0, crossing: 0 }, outcome: { fills: 0, filledLots: 0, fees: 0n, pnlChange: 0n } }),
+      rec({ source: "keeper", accepted: { orders: 1, cancels: 0, crossing: 1 }, outcome: { fills: 1, filledLots: 1, fees: 5n, pnlChange: -5n } }),
+    ]);
+    expect(s).to.deep.include({ decisions: 1, keeperOrders: 1, fills: 0, pnl: 0n });
+    s.liquidations = 2;
+    const lessons = lessonsFromSummary(s);
+    expect(lessons).to.include("Liquidated 2x below maintenance margin: size positions so a 10% move against you leaves equity above maintenance margin.");
+    expect(lessons.join("\n")).to.contain("The keeper had to cross for you 1x");
+    expect(summaryText(s)).to.contain("keeper actions: 2 liquidations, 1 crossing orders sent for you");
   });
 
   it("has a lesson even for a broker that never decided", () => {

@@ -13,6 +13,7 @@ const PAIR: PairView = {
   tickValue: 100n,
   makerFeeBps: 0,
   takerFeeBps: 5,
+  minOrderLots: 1,
   maxOrderLots: 1_000_000,
 };
 const MARKET: MarketView = {
@@ -39,7 +40,7 @@ const ACCOUNT: AccountView = {
 };
 const SETTINGS: BrokerSettings = { user: 5, brokerId: "openai-gpt5", prompt: "Scalp PEPE.", pairs: ["PEPE/USDC"], lessons: ["Do not chase."] };
 const SNAP = { phase: { sessionId: 8, phase: "trading" as const, endsAtMs: 65_000 }, nowMs: 5_000, pairs: [PAIR], markets: new Map([[1, MARKET]]), account: ACCOUNT };
-const SLOT = { positions: new Map([[1, -3]]), tick: 5, purpose: "tick" as const, plan: "lean short", reprompt: null, refusals: ["order 1 (buy 1@9000 limit PEPE/USDC): more than 1000 ticks from the mark 10000"], directives: [], seed: 1 };
+const SLOT = { positions: new Map([[1, -3]]), tick: 5, purpose: "tick" as const, plan: "lean short", reprompt: null, refusals: ["order 1 (buy 1@9000 limit PEPE/USDC): more than 1000 ticks from the mark 10000"], keeperActions: ["the keeper crossed for you: buy 1 PEPE/USDC @10010 IOC, 1 filled"], directives: [], seed: 1 };
 
 describe("executor/context-builder", () => {
   it("turns the user's own account and the pit into display units", () => {
@@ -77,6 +78,8 @@ describe("executor/context-builder", () => {
         "pos -3 hold 25.5",
         "acct USDC -1250.5 PEPE 2550000 eq 800 im 100 mm 50 ok pnl -12.34",
         "open 41:s:10020:4:post_only",
+        // What the keeper did itself is its own line, apart from the broker's refused actions.
+        "keeper the keeper crossed for you: buy 1 PEPE/USDC @10010 IOC, 1 filled",
         "refused order 1 (buy 1@9000 limit PEPE/USDC): more than 1000 ticks from the mark 10000",
         "do act now; plan null unless it must change",
       ].join("\n"),

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import type { Directive, ProposedOrder } from "../../keeper/brokers/types.ts";
 import type { AccountView, MarketView, PairView } from "../../keeper/executor/pit-port.ts";
-import { assess, DEFAULT_RULES, directivesForReply, enforce } from "../../keeper/executor/rules.ts";
+import { assess, DEFAULT_RULES, directivesForReply, enforce, minimumCross, type RecentOrder } from "../../keeper/executor/rules.ts";
 
 const PAIR: PairView = {
   pair: 1,
@@ -12,8 +12,13 @@ const PAIR: PairView = {
   tickValue: 100n,
   makerFeeBps: 0,
   takerFeeBps: 5,
+  minOrderLots: 1,
   maxOrderLots: 500,
 };
+const WIF: PairView = { ...PAIR, pair: 2, symbol: "WIF/USDC", base: { asset: 2, symbol: "WIF", decimals: 18 } };
+const NONE = new Map<number, RecentOrder[]>();
+/** `n` accepted orders on `pair`, none filled. */
+const unfilled = (pair: number, n: number): RecentOrder[] => Array.from({ length: n }, (_, i) => ({ orderId: `${pair}-${i}`, pair, filled: false }));
 
 function account(over: Partial<AccountView> = {}, lots = 0): AccountView {
   return {
@@ -47,38 +52,55 @@ const quoting = [
   { orderId: "2", pair: 1, side: "sell" as const, price: 10_005, size: 2, type: "limit" as const, ts: 0 },
 ];
 
-function run(orders: ProposedOrder[], directives: Directive[] = [], acct = account({ openOrders: quoting }), cancels: string[] = []) {
-  return enforce({ orders, cancels, userPairs: [PAIR], pairBySymbol: (s) => (s === PAIR.symbol ? PAIR : undefined), markets, account: acct, directives, cfg: DEFAULT_RULES });
+function run(orders: ProposedOrder[], directives: Directive[] = [], acct = account({ openOrders: quoting }), cancels: string[] = [], pairs: PairView[] = [PAIR]) {
+  return enforce({ orders, cancels, userPairs: pairs, pairBySymbol: (s) => pairs.find((p) => p.symbol === s), markets, account: acct, directives, cfg: DEFAULT_RULES });
 }
 
 describe("executor/rules: assess", () => {
   it("liquidates below maintenance margin and asks nothing", () => {
-    expect(assess(account({ marginStatus: "below_mm" }), [PAIR], markets, [], DEFAULT_RULES)).to.deep.equal({ liquidate: true, directives: [] });
+    expect(assess(account({ marginStatus: "below_mm" }), [PAIR], markets, NONE, DEFAULT_RULES)).to.deep.equal({ liquidate: true, directives: [] });
   });
 
   it("below initial margin asks only for reducing orders, saying how much", () => {
-    const a = assess(account({ marginStatus: "below_im" }, 12), [PAIR], markets, [], DEFAULT_RULES);
+    const a = assess(account({ marginStatus: "below_im" }, 12), [PAIR], markets, NONE, DEFAULT_RULES);
     expect(a.directives.map((d) => d.code)).to.deep.equal(["reduce_only"]);
     expect(a.directives[0]!.text).to.contain("sell up to 12 PEPE/USDC");
   });
 
   it("asks for a crossing order after 5 orders without a fill, naming the prices that cross", () => {
-    const recent = Array.from({ length: 5 }, (_, i) => ({ orderId: String(i), filled: false }));
-    const a = assess(account({ openOrders: quoting }), [PAIR], markets, recent, DEFAULT_RULES);
-    expect(a.directives.map((d) => d.code)).to.deep.equal(["cross"]);
-    expect(a.directives[0]!.text).to.contain("buy >= 10010 or sell <= 9990");
-    const one = [...recent.slice(1), { orderId: "9", filled: true }];
-    expect(assess(account({ openOrders: quoting }), [PAIR], markets, one, DEFAULT_RULES).directives).to.deep.equal([]);
-    expect(assess(account({ openOrders: quoting }), [PAIR], markets, recent.slice(1), DEFAULT_RULES).directives).to.deep.equal([]);
+    const recent = unfilled(1, 5);
+    const a = assess(account({ openOrders: quoting }), [PAIR], markets, new Map([[1, recent]]), DEFAULT_RULES);
+    expect(a.directives.map((d) => [d.code, d.pair])).to.deep.equal([["cross", "PEPE/USDC"]]);
+    expect(a.directives[0]!.text).to.contain("no fill in your last 5 orders on PEPE/USDC: include a crossing order there (buy >= 10010 or sell <= 9990)");
+    const one = [...recent.slice(1), { orderId: "9", pair: 1, filled: true }];
+    expect(assess(account({ openOrders: quoting }), [PAIR], markets, new Map([[1, one]]), DEFAULT_RULES).directives).to.deep.equal([]);
+    expect(assess(account({ openOrders: quoting }), [PAIR], markets, new Map([[1, recent.slice(1)]]), DEFAULT_RULES).directives).to.deep.equal([]);
+  });
+
+  it("counts the last 5 orders per pair: fills on one pair do not excuse another", () => {
+    const wifMarket: MarketView = { ...MARKET, pair: 2 };
+    const both = new Map([
+      [1, MARKET],
+      [2, wifMarket],
+    ]);
+    const wifQuotes = quoting.map((o) => ({ ...o, orderId: `w${o.orderId}`, pair: 2 }));
+    const acct = account({ openOrders: [...quoting, ...wifQuotes] });
+    // PEPE filled recently; WIF's last five did not. Across pairs the last 5 orders include a fill.
+    const recent = new Map([
+      [1, [{ orderId: "p", pair: 1, filled: true }]],
+      [2, unfilled(2, 5)],
+    ]);
+    const a = assess(acct, [PAIR, WIF], both, recent, DEFAULT_RULES);
+    expect(a.directives.map((d) => [d.code, d.pair])).to.deep.equal([["cross", "WIF/USDC"]]);
   });
 
   it("asks a broker that is not quoting around the mid to do so, with the band", () => {
-    const a = assess(account(), [PAIR], markets, [], DEFAULT_RULES);
+    const a = assess(account(), [PAIR], markets, NONE, DEFAULT_RULES);
     expect(a.directives).to.have.length(1);
     expect(a.directives[0]).to.deep.include({ code: "quote_mid", pair: "PEPE/USDC", bandTicks: 50 });
     expect(a.directives[0]!.text).to.contain("bid >= 9950 and an ask <= 10050");
     const farBid = account({ openOrders: [{ ...quoting[0]!, price: 9_900 }, quoting[1]!] });
-    expect(assess(farBid, [PAIR], markets, [], DEFAULT_RULES).directives[0]!.code).to.equal("quote_mid");
+    expect(assess(farBid, [PAIR], markets, NONE, DEFAULT_RULES).directives[0]!.code).to.equal("quote_mid");
   });
 });
 
@@ -124,15 +146,49 @@ describe("executor/rules: enforce", () => {
     expect(r.refusals[1]!.text).to.contain("room 2 lots");
   });
 
-  it("when a crossing order was asked for, refuses a reply that has none", () => {
-    const d: Directive[] = [{ code: "cross", text: "" }];
+  it("when a crossing order was asked for, refuses a reply that has none, an empty one too", () => {
+    const d: Directive[] = [{ code: "cross", pair: "PEPE/USDC", text: "" }];
     const none = run([order("buy", 9_995), order("sell", 10_004)], d);
     expect(none.orders).to.deep.equal([]);
-    expect(none.refusals.map((x) => x.code)).to.deep.equal(["cross", "cross"]);
+    expect(none.missedCross).to.deep.equal(["PEPE/USDC"]);
+    expect(none.refusals.map((x) => x.code)).to.deep.equal(["cross", "cross", "cross"]);
+    expect(none.refusals[0]!.text).to.equal("no crossing order on PEPE/USDC: no fill in your last 5 orders there, and every reply must cross there until one fills");
+    // Saying nothing does not satisfy the rule either; cancels still go through.
+    const empty = run([], d, account({ openOrders: quoting }), ["1"]);
+    expect(empty.missedCross).to.deep.equal(["PEPE/USDC"]);
+    expect(empty.cancels).to.deep.equal(["1"]);
+    expect(empty.refusals.map((x) => x.code)).to.deep.equal(["cross"]);
     const withCross = run([order("buy", 9_995), order("sell", 9_990, 1, "ioc")], d);
     expect(withCross.orders).to.have.length(2);
+    expect(withCross.missedCross).to.deep.equal([]);
     // A post-only order can never cross, whatever its price says.
     expect(run([order("buy", 10_010, 1, "post_only")], d).orders).to.deep.equal([]);
+    // Below IM reduce-only wins: no crossing order is demanded of an account that may only reduce.
+    expect(run([], [...d, { code: "reduce_only", text: "" }]).missedCross).to.deep.equal([]);
+  });
+
+  it("holds each pair to its own cross directive", () => {
+    const wifMarket: MarketView = { ...MARKET, pair: 2 };
+    const r = enforce({
+      orders: [order("buy", 10_010, 1, "ioc"), { ...order("buy", 9_995), pair: "WIF/USDC" }],
+      cancels: [],
+      userPairs: [PAIR, WIF],
+      pairBySymbol: (s) => [PAIR, WIF].find((p) => p.symbol === s),
+      markets: new Map([
+        [1, MARKET],
+        [2, wifMarket],
+      ]),
+      account: account({ openOrders: quoting }),
+      directives: [{ code: "cross", pair: "WIF/USDC", text: "" }],
+      cfg: DEFAULT_RULES,
+    });
+    // The PEPE cross does not count for WIF: the WIF quote is refused, the PEPE order goes.
+    expect(r.orders.map((o) => o.index)).to.deep.equal([0]);
+    expect(r.missedCross).to.deep.equal(["WIF/USDC"]);
+    expect(r.refusals.map((x) => x.text)).to.deep.equal([
+      "no crossing order on WIF/USDC: no fill in your last 5 orders there, and every reply must cross there until one fills",
+      "order 2 (buy 1@9995 limit WIF/USDC): refused until you include a crossing order on WIF/USDC",
+    ]);
   });
 
   it("when asked to quote around the mid, refuses resting orders outside the band but not crossing ones", () => {
@@ -151,6 +207,13 @@ describe("executor/rules: enforce", () => {
     expect(capped.orders.map((o) => o.index)).to.deep.equal([0, 1]);
     const over = run([order("buy", 9_995), order("buy", 9_994)], [], full, ["3"]);
     expect(over.refusals.map((x) => x.code)).to.deep.equal(["open_orders"]);
+  });
+
+  it("the keeper's minimum crossing IOC: one lot at the far touch, toward flat", () => {
+    expect(minimumCross(account({ openOrders: quoting }), PAIR, MARKET)).to.deep.equal({ pair: 1, side: "buy", price: 10_010, size: 1, type: "ioc" });
+    expect(minimumCross(account({ openOrders: quoting }, 3), PAIR, MARKET)).to.deep.equal({ pair: 1, side: "sell", price: 9_990, size: 1, type: "ioc" });
+    expect(minimumCross(account({ openOrders: quoting }), PAIR, { ...MARKET, asks: [] })).to.deep.include({ side: "sell", price: 9_990 });
+    expect(minimumCross(account(), PAIR, { ...MARKET, bids: [], asks: [] })).to.equal(null);
   });
 
   it("holds a late reply only to rules it was asked under that still apply, plus reduce-only", () => {

@@ -1,8 +1,11 @@
 // The session loop end to end: real pit (keeper/core Engine), real openai SDK, local model server.
 import { expect } from "chai";
 import { OpenAICompatibleServer, type Reply } from "../support/openai-server.ts";
-import { COUNTERPARTY, decision, Harness, QUOTE, stateOf, userOf } from "../support/executor.ts";
-import { REF } from "../support/pit.ts";
+import { COUNTERPARTY, decision, fail, Harness, hang, NOTHING, ok, QUOTE, ScriptedBroker, stateOf, twoPairPit, userOf } from "../support/executor.ts";
+import { PEPE, REF } from "../support/pit.ts";
+import type { DecisionRecord } from "../../keeper/brokers/decision-log.ts";
+import { ManualClock } from "../../keeper/executor/clock.ts";
+import { SessionExecutor, type ExecutorEvent } from "../../keeper/executor/session-executor.ts";
 
 describe("executor/session-executor", function () {
   this.timeout(20_000);
@@ -59,7 +62,7 @@ describe("executor/session-executor", function () {
         // Complete, valid JSON, but the reply hit the token limit: still refused.
         [{ kind: "content", content: JSON.stringify(bad), finishReason: "length" }, /refused your last reply was not used: the reply was cut off/],
         // Valid, but outside the price band: refused by the keeper's risk check.
-        [{ kind: "json", json: decision([{ side: "buy", price: REF * 2 }]) }, /refused order 1 \(buy 1@20000 limit PEPE\/USDC\): more than 1000 ticks from the mark/],
+        [{ kind: "json", json: decision([{ side: "buy", price: REF * 2 }]) }, /refused order 1 \(buy 1@20000 limit PEPE\/USDC\): more than 10[0-9]{2} ticks from the mark/],
       ];
       // Each bad reply is followed by a good one, so the broker stays below its pause threshold.
       h.script(10, { kind: "json", json: QUOTE });
@@ -196,19 +199,87 @@ describe("executor/session-executor", function () {
     });
   });
 
-  describe("session rules", () => {
-    it("below MM the keeper liquidates instead of asking, and tells the broker", async () => {
-      const h = new Harness(server, [10]).add(10);
-      await h.step();
-      h.pit.marginOverride.set(10, "below_mm");
-      await h.step();
-      expect(h.pit.liquidations).to.deep.equal([10]);
-      expect(h.requestsOf(10)).to.have.length(1);
-      expect(h.eventsOf("liquidation")).to.have.length(1);
-      await h.step();
-      expect(stateOf(h.requestsOf(10)[1]!)).to.contain("refused you fell below maintenance margin and were liquidated");
+  describe("liquidation: the keeper's own duty", () => {
+    // 10,000 USDC levered into 40,000 lots at 10,010; at a mid of 8,100 equity (~2,340) is below
+    // maintenance (10% of 32,400).
+    const LOTS = 40_000;
+    const CRASH = 8_100;
+
+    it("liquidates every account below MM in the tick, before any broker is asked, whatever its broker is doing", async () => {
+      const users = { hangs: 10, paused: 11, throws: 12, backsOff: 13, disconnected: 14, capped: 15, noBroker: 16 };
+      const h = new Harness(server, Object.values(users), { config: { maxConsecutiveFailures: 2, errorBackoffMs: 5_000 } });
+      const brokers = [
+        new ScriptedBroker("hangs", (_c, _n, signal) => hang(signal)),
+        new ScriptedBroker("pauses", () => fail({ code: "malformed_json", message: "not JSON" })),
+        new ScriptedBroker("throws", (_c, n) => {
+          if (n > 1) throw new Error("strategy bug");
+          return ok(NOTHING);
+        }),
+        new ScriptedBroker("backs-off", () => fail({ code: "rate_limited", message: "429", retryAfterMs: 60_000 })),
+        new ScriptedBroker("disconnects", () => fail({ code: "connection_error", message: "socket hang up" })),
+        new ScriptedBroker("capped", () => fail({ code: "spend_cap", message: "spend cap reached" })),
+      ];
+      brokers.forEach((b, i) => h.addBroker(10 + i, b));
+      for (const u of Object.values(users)) h.lever(u, LOTS);
+      await h.stepAround(2);
+      expect(h.eventsOf("paused").map((e) => e.user)).to.deep.equal([users.paused]);
+      expect(h.executor.status(users.hangs)!.inFlight).to.equal(true);
+      expect(h.eventsOf("liquidation")).to.deep.equal([]);
+
+      h.crash(CRASH);
+      expect(h.pit.pit.reads.liquidationsDue().length).to.equal(7);
+      const before = h.events.length;
+      h.clock.advance(1_000);
+      const report = await h.executor.tick(h.clock.now());
+      const inTick = h.events.slice(before);
+      const liqs = h.eventsOf("liquidation");
+      expect(report.liquidations).to.equal(7);
+      expect(liqs.map((e) => [e.user, e.brokerState])).to.deep.equal([
+        [users.hangs, "in_flight"],
+        [users.paused, "paused"],
+        [users.throws, "idle"],
+        [users.backsOff, "backing_off"],
+        [users.disconnected, "backing_off"],
+        [users.capped, "spend_cap"],
+        [users.noBroker, "none"],
+      ]);
+      // First thing in the tick: nothing a broker did this tick comes before the liquidations.
+      expect(inTick.slice(0, 7).map((e) => e.type)).to.deep.equal(Array(7).fill("liquidation"));
+      // The fees went to the insurance account (2 in this market).
+      expect(h.pit.port.account(2).inventory.find((b) => b.asset === 0)?.amount ?? 0n).to.equal(liqs.reduce((a, e) => a + e.fee, 0n));
+      for (const e of liqs) {
+        expect(e.tick).to.equal(report.tick);
+        expect(e.fullyCovered, e.summary).to.equal(true);
+        expect(e.equityBefore < e.maintenanceBefore).to.equal(true);
+        expect(e.covered).to.have.length(1);
+        // The long is sold into the bid at the banded mid (within the 5% slippage of the mark).
+        expect(e.covered[0]).to.deep.include({ pair: PEPE, asset: 1, side: "sell", price: CRASH - 10 });
+        expect(e.covered[0]!.lots).to.be.within(35_000, LOTS);
+        const after = h.pit.port.account(e.user);
+        expect(after.inventory.every((b) => b.amount >= 0n), `user ${e.user} owes nothing`).to.equal(true);
+        expect(after.marginStatus).to.equal("ok");
+      }
+      expect(h.pit.pit.reads.liquidationsDue()).to.deep.equal([]);
+      // The hung call is still out; the keeper did not wait for it.
+      expect(h.executor.status(users.hangs)!.inFlight).to.equal(true);
+      expect(h.executor.snapshotStats().liquidations).to.equal(7);
+      await h.executor.finish({ aiLessons: false });
     });
 
+    it("tells the broker in its next request that the keeper liquidated it", async () => {
+      const h = new Harness(server, [10]).add(10);
+      h.lever(10, LOTS);
+      await h.step();
+      h.crash(CRASH);
+      await h.step();
+      expect(h.eventsOf("liquidation").map((e) => e.user)).to.deep.equal([10]);
+      // Liquidated first, then asked in the same tick, and told.
+      expect(h.requestsOf(10)).to.have.length(2);
+      expect(stateOf(h.requestsOf(10)[1]!)).to.match(/\nkeeper the keeper liquidated below maintenance margin \(equity 2[0-9,.]+ USDC < 3[0-9.]+ USDC\): [0-9]+ orders cancelled, sold 3[0-9]+ PEPE\/USDC at 8090, fee [0-9.]+ USDC to insurance/);
+    });
+  });
+
+  describe("session rules", () => {
     it("below IM asks for exposure-reducing orders only and refuses the rest", async () => {
       const h = new Harness(server, [10], { pepeLots: 5 }).add(10);
       await h.step();
@@ -225,24 +296,54 @@ describe("executor/session-executor", function () {
       expect(next).to.contain(`refused order 3 (sell 1@${REF + 4} limit PEPE/USDC): below initial margin only exposure-reducing orders are accepted (room 0 lots)`);
     });
 
-    it("after 5 orders without a fill asks for a crossing order and refuses a reply without one", async () => {
+    it("after 5 orders without a fill on a pair asks for a crossing order there and refuses a reply without one", async () => {
       const h = new Harness(server, [10]).add(10);
       // Each reply replaces its quotes a tick wider: six accepted orders, no fills.
       for (let i = 0; i < 3; i++) h.script(10, { kind: "json", json: decision([{ side: "buy", price: REF - 5 - i, type: "post_only" }, { side: "sell", price: REF + 5 + i, type: "post_only" }], { cancels: ["all"] }) });
       await h.step(3);
       h.script(10, { kind: "json", json: decision([{ side: "buy", price: REF - 3, type: "post_only" }], { cancels: ["all"] }) });
+      // Told why, the broker crosses on the next reply.
+      h.script(10, { kind: "json", json: decision([{ side: "buy", price: REF + 10, type: "ioc" }]) });
       await h.step();
       const asked = stateOf(h.requestsOf(10)[3]!);
-      expect(asked).to.contain(`rule no fill in your last 5 orders: include a crossing order (PEPE/USDC: buy >= ${REF + 10} or sell <= ${REF - 10})`);
+      expect(asked).to.contain(`rule no fill in your last 5 orders on PEPE/USDC: include a crossing order there (buy >= ${REF + 10} or sell <= ${REF - 10})`);
       expect(h.pit.reachedBy(10).some((r) => r.order.price === REF - 3)).to.equal(false);
       await h.step();
-      expect(stateOf(h.requestsOf(10)[4]!)).to.contain(`refused order 1 (buy 1@${REF - 3} post_only PEPE/USDC): no fill in your last 5 orders and this reply has no crossing order`);
-      // A crossing order is accepted, fills against the counterparty, and the request stops asking.
-      h.script(10, { kind: "json", json: decision([{ side: "buy", price: REF + 10, type: "ioc" }]) });
-      await h.step(2);
+      const told = stateOf(h.requestsOf(10)[4]!);
+      expect(told).to.contain("refused no crossing order on PEPE/USDC: no fill in your last 5 orders there");
+      expect(told).to.contain(`refused order 1 (buy 1@${REF - 3} post_only PEPE/USDC): refused until you include a crossing order on PEPE/USDC`);
+      // The crossing order is accepted, fills against the counterparty, and the request stops asking.
+      await h.step();
       expect(h.pit.reachedBy(10).at(-1)).to.deep.include({ accepted: true });
       expect(h.pit.account(10).inventory.find((b) => b.asset === 1)!.amount > 0n).to.equal(true);
       expect(stateOf(h.requestsOf(10).at(-1)!)).not.to.contain("no fill in your last 5 orders");
+      expect(h.eventsOf("keeper_order")).to.deep.equal([]);
+    });
+
+    it("after a second reply without the crossing order (empty replies too) the keeper sends the minimum crossing IOC itself, as the keeper's", async () => {
+      const h = new Harness(server, [10]).add(10);
+      for (let i = 0; i < 3; i++) h.script(10, { kind: "json", json: decision([{ side: "buy", price: REF - 5 - i, type: "post_only" }, { side: "sell", price: REF + 5 + i, type: "post_only" }], { cancels: ["all"] }) });
+      await h.step(3);
+      // Asked to cross, the broker says nothing, twice.
+      h.script(10, { kind: "json", json: decision([]) }, { kind: "json", json: decision([], { outcry: "waiting" }) });
+      await h.step();
+      expect(h.eventsOf("keeper_order")).to.deep.equal([]);
+      await h.step();
+      const [k] = h.eventsOf("keeper_order");
+      expect(k).to.deep.include({ user: 10, pair: "PEPE/USDC", side: "buy", price: REF + 10, size: 1, accepted: true, filled: 1 });
+      expect(h.pit.reachedBy(10).at(-1)).to.deep.include({ order: { pair: PEPE, side: "buy", price: REF + 10, size: 1, type: "ioc" }, accepted: true });
+      // Logged as the keeper's, not the broker's.
+      const rec = h.records.find((r) => r.source === "keeper")!;
+      expect(rec).to.deep.include({ user: 10, accepted: { orders: 1, cancels: 0, crossing: 1 } });
+      expect(rec.outcome).to.deep.include({ fills: 1, filledLots: 1 });
+      expect(h.eventsOf("outcry").filter((e) => e.source === "keeper")).to.deep.equal([]);
+      await h.step();
+      const next = stateOf(h.requestsOf(10).at(-1)!);
+      expect(next).to.contain(`keeper the keeper crossed for you: buy 1 PEPE/USDC @${REF + 10} IOC, 1 filled`);
+      expect(next).to.contain("this order was the keeper's, not yours");
+      // The fill ends the no-fill stretch on the pair.
+      expect(next).not.to.contain("rule no fill in your last 5 orders");
+      expect(h.executor.snapshotStats().keeperOrders).to.equal(1);
     });
 
     it("asks a broker that is not quoting around the mid to do so and refuses far resting orders", async () => {
@@ -284,6 +385,41 @@ describe("executor/session-executor", function () {
       expect(h.requestsOf(10).map((r) => r.body.model)).to.deep.equal(["gpt-5", "gpt-5-mini", "gpt-5-mini", "gpt-5", "gpt-5-mini"]);
       expect(stateOf(h.requestsOf(10)[1]!)).to.contain("plan quote 5 wide, lean short above 10020");
       expect(stateOf(h.requestsOf(10)[3]!)).to.contain("do review");
+    });
+
+    it("gives the system default's orders for each pair the first reply leaves out, on the first reply only", async () => {
+      const clock = new ManualClock(1_000_000);
+      const { port } = twoPairPit(clock, [10]);
+      const records: DecisionRecord[] = [];
+      const events: ExecutorEvent[] = [];
+      const exec = new SessionExecutor({ port, clock, sink: { decision: (r) => records.push(r), event: (e) => events.push(e) } });
+      // Trades PEPE only, every time.
+      const broker = new ScriptedBroker("pepe-only", () => ok(decision([{ side: "buy", price: REF - 5, type: "post_only" }], { outcry: "bid PEPE" })));
+      exec.addBroker({ user: 10, brokerId: "pepe-only", prompt: "", pairs: ["PEPE/USDC", "WIF/USDC"], lessons: [] }, { broker });
+      const step = async () => {
+        clock.advance(1_000);
+        await exec.tick(clock.now());
+        await exec.idle();
+      };
+      await step();
+      const open = () => port.account(10).openOrders.map((o) => [o.pair, o.side, o.type]);
+      // PEPE: the broker's bid; WIF: the system default's two-sided quotes.
+      expect(open()).to.deep.equal([
+        [1, "buy", "post_only"],
+        [2, "buy", "post_only"],
+        [2, "sell", "post_only"],
+      ]);
+      expect(records).to.have.length(0);
+      await step();
+      expect(records[0]).to.deep.include({ source: "broker", defaulted: ["WIF/USDC"] });
+      const cry = events.find((e) => e.type === "outcry");
+      expect(cry).to.deep.include({ source: "broker" });
+      expect((cry as { text: string }).text).to.match(/^bid PEPE \[system default on WIF\/USDC\] MM: WIF/);
+      // Only the first reply: later replies that leave WIF out get nothing added there.
+      await step();
+      expect(records[1]!.defaulted).to.equal(undefined);
+      expect(open().filter(([pair]) => pair === 2)).to.have.length(2);
+      await exec.finish({ aiLessons: false });
     });
 
     it("trades the system default strategy for a broker that gives nothing at the start, once", async () => {

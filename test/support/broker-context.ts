@@ -53,6 +53,7 @@ export function context(over: Partial<BrokerContext> = {}, m: Partial<MarketCont
     },
     openOrders: [],
     refusals: [],
+    keeperActions: [],
     directives: [],
     seed: 42,
     ...over,

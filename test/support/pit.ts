@@ -111,6 +111,15 @@ export class TestPit implements PitPort {
   fills(user: number, cursor: number): { fills: FillView[]; cursor: number } {
     return this.port.fills(user, cursor);
   }
+  /** The core's list, with the margin a test forced on an account taking precedence. */
+  liquidationsDue(): number[] {
+    const due = new Set(this.port.liquidationsDue());
+    for (const [user, status] of this.marginOverride) {
+      if (status === "below_mm") due.add(user);
+      else due.delete(user);
+    }
+    return [...due].sort((a, b) => a - b);
+  }
   submit(user: number, request: { cancels: string[]; orders: OrderRequest[] }): SubmitOutcome {
     this.submits += 1;
     const out = this.port.submit(user, request);

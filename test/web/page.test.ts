@@ -362,6 +362,45 @@ describe("pit page (keeper/web) in chromium, served by the keeper's app", functi
     await page.close();
   });
 
+  it("shows a liquidation in the feed as the keeper's line: what was covered, at what price, the fee", async () => {
+    const { page, errors } = await openPit();
+    const pepe = pairAt(0);
+    const px = bestBid(pepe);
+    // The wire message as api/stream-publisher.ts sends it, through the page's own reducer.
+    const msg = {
+      account: USER.address,
+      accountId: 4,
+      broker: "momentum",
+      covered: [{ pair: pepe.symbol, asset: "PEPE", side: "sell", lots: 3, amount: String(3n * BigInt(pepe.lotSize)), quote: "0", price: px }],
+      cancelledOrders: 2,
+      fee: "1234567",
+      equityBefore: "100",
+      maintenanceBefore: "200",
+      equityAfter: "90",
+      fullyCovered: true,
+      line: "the keeper liquidated below maintenance margin",
+      ts: keeper.session().serverTime,
+    };
+    await page.evaluate(async (m) => {
+      const url = "/state.js";
+      const mod = await import(url);
+      mod.applyLiquidation((window as unknown as { __cme: { state: unknown } }).__cme.state, m);
+    }, msg);
+    // The next stream message redraws the feed.
+    keeper.shout({ account: USER.address, accountId: 4, broker: "momentum", line: "after the bell", ts: keeper.session().serverTime });
+    await page.waitForSelector("#outcry li.liq");
+    const text = (await page.textContent("#outcry li.liq")) ?? "";
+    expect(text).to.contain("keeper");
+    expect(text).to.contain(`Liquidated sold`);
+    expect(text).to.contain(`at ${price(pepe, px)}`);
+    expect(text).to.contain("fee 1.23 USDC to insurance");
+    // The keeper's line, not the broker's: no broker name, no quoted shout.
+    expect(await page.locator("#outcry li.liq q").count()).to.equal(0);
+    expect(await page.locator("#outcry li.liq .broker").count()).to.equal(0);
+    expect(errors).to.deep.equal([]);
+    await page.close();
+  });
+
   it("follows a session through closing, settlement and into the next one", async () => {
     const quick = await serve({ seed: 3, warmupSteps: 10, phaseSteps: { pre_session: 5, trading: 14, closing: 3, settled: 1 } });
     const page = await newPage();

@@ -22,9 +22,10 @@ export function marketMaker(ctx: BrokerContext, p: StrategyParams, rand: () => n
   const cancels: string[] = [];
   const notes: string[] = [];
   const reduceOnly = hasDirective(ctx, "reduce_only");
-  const wantsCross = hasDirective(ctx, "cross");
 
   for (const m of ctx.markets) {
+    // "No fill in your last 5 orders" is per pair: cross where it is asked for.
+    const wantsCross = hasDirective(ctx, "cross", m.symbol);
     const ref = refPrice(m);
     const pos = m.position;
     // Aggressive makers quote tighter; the skew grows with inventory up to a full spread.

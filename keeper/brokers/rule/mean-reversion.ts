@@ -22,9 +22,10 @@ export function meanReversion(ctx: BrokerContext, p: StrategyParams, _rand: () =
   const cancels: string[] = [];
   const notes: string[] = [];
   const reduceOnly = hasDirective(ctx, "reduce_only");
-  const wantsCross = hasDirective(ctx, "cross");
 
   for (const m of ctx.markets) {
+    // "No fill in your last 5 orders" is per pair: cross where it is asked for.
+    const wantsCross = hasDirective(ctx, "cross", m.symbol);
     const pos = m.position;
     const ref = refPrice(m);
     const mean = vwap(m, p.window) ?? m.mark;

@@ -10,9 +10,10 @@ export function momentum(ctx: BrokerContext, p: StrategyParams, _rand: () => num
   const cancels: string[] = [];
   const notes: string[] = [];
   const reduceOnly = hasDirective(ctx, "reduce_only");
-  const wantsCross = hasDirective(ctx, "cross");
 
   for (const m of ctx.markets) {
+    // "No fill in your last 5 orders" is per pair: cross where it is asked for.
+    const wantsCross = hasDirective(ctx, "cross", m.symbol);
     for (const o of ordersOn(ctx, m.symbol)) cancels.push(o.orderId);
     const pos = m.position;
     const last = m.trades[m.trades.length - 1];

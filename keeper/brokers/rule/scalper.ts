@@ -12,9 +12,10 @@ export function scalper(ctx: BrokerContext, p: StrategyParams, _rand: () => numb
   const cancels: string[] = [];
   const notes: string[] = [];
   const reduceOnly = hasDirective(ctx, "reduce_only");
-  const wantsCross = hasDirective(ctx, "cross");
 
   for (const m of ctx.markets) {
+    // "No fill in your last 5 orders" is per pair: cross where it is asked for.
+    const wantsCross = hasDirective(ctx, "cross", m.symbol);
     const bb = bestBid(m, ctx);
     const ba = bestAsk(m, ctx);
     const mine = ordersOn(ctx, m.symbol);
