@@ -534,9 +534,22 @@ export class Engine {
         if (!ioc(pi, SELL, need)) break;
       }
     }
+    // The fee is owed on what was covered, out of what equity is left: when the cover left too
+    // little quote to pay it, sell more of the longs for it (else insurance would get nothing
+    // from exactly the accounts that cost it the most).
+    this.refreshMarks();
+    const feeDue = Math.max(0, Math.min(bpsUp(notional, this.config.margin.liquidationFeeBps), this.margin.figures(u, this.lotValue).equity));
+    for (let pi = 0; pi < this.nP; pi++) {
+      const b = u * this.nA + this.baseIdx[pi]!;
+      while (L.inv[q]! < feeDue && L.inv[b]! > 0) {
+        const lotValue = this.markOf(pi) * this.qptl[pi]!;
+        const need = Math.min(L.inv[b]!, Math.ceil((feeDue - L.inv[q]!) / lotValue));
+        if (!ioc(pi, SELL, need)) break;
+      }
+    }
     this.refreshMarks();
     const mid = this.margin.figures(u, this.lotValue);
-    let fee = Math.min(bpsUp(notional, this.config.margin.liquidationFeeBps), L.inv[q]!, mid.equity);
+    let fee = Math.min(feeDue, L.inv[q]!, mid.equity);
     if (fee < 0) fee = 0;
     if (fee > 0) {
       L.inv[q] = L.inv[q]! - fee;

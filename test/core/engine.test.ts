@@ -255,6 +255,24 @@ describe("Engine", () => {
       expect(units(s, INSURANCE, USDC)).to.equal(25);
       expect(s.engine.liquidationsDue()).to.deep.equal([]);
     });
+
+    it("sells more of a long to pay the fee when covering the borrowed quote left too little for it", () => {
+      const s = trading();
+      s.ok({ type: "deposit", user: 5, asset: USDC, amount: 4860n });
+      s.ok(sell(7, 1000, 20));
+      s.ok(buy(5, 1000, 20, "ioc"));
+      expect([units(s, 5, USDC), units(s, 5, PEPE)]).to.deep.equal([-15150, 20]);
+      s.ok(buy(7, 800, 30));
+      s.ok(sell(7, 820, 30));
+      expect(s.engine.account(5)).to.include({ equity: 1050, marginStatus: "below_mm" });
+      const r = s.ok({ type: "liquidate", user: 5 });
+      // The cover needs 19 lots (15,200 - 8 taker fee) and leaves 42 of quote; the fee on 15,200 is
+      // 76, so one more lot is sold for it, and insurance gets all of it.
+      expect(fills(r.events).reduce((n, f) => n + f.size, 0)).to.equal(20);
+      expect(r.events.at(-1)).to.deep.include({ kind: "liquidated", user: 5, fee: 76, covered: true });
+      expect(units(s, INSURANCE, USDC)).to.equal(76);
+      expect(units(s, 5, USDC)).to.be.greaterThanOrEqual(0);
+    });
   });
 
   describe("deposit / withdraw", () => {
