@@ -2,6 +2,7 @@
 // HTTP, built-in brokers trading on an accelerated clock, closing, netting and the settlement plan.
 // Then a fresh pit replaying the journal reaches the same state.
 import { expect } from "chai";
+import { PROMPT_MAX_CHARS } from "../../keeper/brokers/prompt-rules.ts";
 import type { Keeper } from "../../keeper/keeper.ts";
 import { getSettlement } from "../../keeper/settlement/store.ts";
 import { getFillLog } from "../../keeper/store/published.ts";
@@ -46,7 +47,13 @@ describe("an offline session (no chain)", function () {
       await k.app.inject({ method: "POST", url: "/set-prompt", payload: await signed(u, "SetPrompt", { prompt }) });
     }
     await until(() => k.runner.current.phase === "trading", 10_000);
-    // A re-prompt is taken once.
+    // A re-prompt the broker would not take is a 400 naming the field, and leaves the one
+    // re-prompt unspent; a good one is then taken, once.
+    for (const bad of ["   \n\t ", "x".repeat(PROMPT_MAX_CHARS + 1)]) {
+      const r = await k.app.inject({ method: "POST", url: "/reprompt", payload: await signed(users[0]!, "Reprompt", { prompt: bad }) });
+      expect(r.statusCode, r.body).to.equal(400);
+      expect(r.json().field).to.equal("prompt");
+    }
     const re1 = await k.app.inject({ method: "POST", url: "/reprompt", payload: await signed(users[0]!, "Reprompt", { prompt: "tighter spreads" }) });
     expect(re1.statusCode, re1.body).to.equal(200);
     const re2 = await k.app.inject({ method: "POST", url: "/reprompt", payload: await signed(users[0]!, "Reprompt", { prompt: "again" }) });
