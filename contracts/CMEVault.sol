@@ -18,7 +18,8 @@ import {SettlementEntries} from "./libraries/SettlementEntries.sol";
 /// @title CME vault
 /// @notice See {ICMEVault}. The settlement path (`postBatch`) is the only gas-critical code: per
 /// entry it addresses the balance slot without hashing, does one SLOAD and one SSTORE, and keeps
-/// per-token nets in memory until the end of the batch (one SSTORE per token per batch).
+/// per-token nets in memory until the end of the batch (one SSTORE per token per batch, to a word
+/// `listToken` already made non-zero, so a batch never pays a first write besides its entries').
 contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransient, EIP712 {
     using SafeERC20 for IERC20;
 
@@ -27,6 +28,10 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     /// @notice Runs sessions: starts them, commits and posts settlement batches, finalizes, and
     /// signs withdrawal permits.
     bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
+
+    /// @notice Vetoes (voids) sessions before they are finalized: an auditors' multisig, apart
+    /// from the admin and the settler.
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
 
     bytes32 public constant WITHDRAWAL_TYPEHASH = keccak256(
         "Withdrawal(address account,address token,uint256 amount,uint32 sessionId,uint256 nonce,uint256 deadline)"
@@ -39,6 +44,20 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     /// deadline, nor an admin a long grace period, to keep users from voiding.
     uint64 public constant MAX_SESSION_LENGTH = 30 days;
     uint64 public constant MAX_GRACE_PERIOD = 30 days;
+
+    /// @notice Shortest withdrawal window between sessions. Ten minutes is some 50 Ethereum
+    /// blocks: time for a user who watches for the session's end to get a withdrawal included
+    /// with a fee bump or two, while the pit's own pre-session (30 minutes by default) usually
+    /// covers it anyway. Without a floor a settler could start the next session in the block
+    /// after finalize and keep funds in play indefinitely.
+    uint64 public constant MIN_SESSION_GAP = 10 minutes;
+
+    /// @notice Bounds on the challenge window. The floor gives the guardian's monitor time to
+    /// recompute the deltas from the published fill log (seconds) and its signers time to veto
+    /// (minutes); the ceiling bounds how long a finished session's gains wait (users can already
+    /// withdraw what they own either way meanwhile).
+    uint64 public constant MIN_CHALLENGE_WINDOW = 15 minutes;
+    uint64 public constant MAX_CHALLENGE_WINDOW = 3 days;
 
     // For the assembly in _applyEntries (it only takes number literals).
     uint256 private constant ENTRY_SIZE = 21; // SettlementEntries.ENTRY_SIZE
@@ -53,14 +72,30 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     uint256 private constant FAIL_ENTRY = 1;
     uint256 private constant FAIL_POSTED = 2;
     uint256 private constant FAIL_BALANCE = 3;
+    /// @dev A token's net word stores net + NET_BIAS, so it is never zero (see `_nets`).
+    int256 private constant NET_BIAS = int256(1 << 223);
 
     // ---------------------------------------------------------------- storage
 
-    // One word: everything postBatch reads besides the session itself.
+    /// @dev What the vault keeps per token address. One word, read by every deposit and
+    /// withdrawal anyway, so keeping the total costs them one warm SSTORE.
+    struct TokenState {
+        /// tokenIndex + 1, so that 0 means "not listed".
+        uint8 indexPlusOne;
+        /// Sum of every account's settled balance (pending deltas excluded): at most MAX_BALANCE.
+        uint112 totalBalance;
+    }
+
+    // One word: everything postBatch reads besides the session itself, plus the session clock.
     uint32 private _currentSessionId;
     uint32 private _accountCount;
     uint8 private _tokenCount;
+    uint64 private _nextSessionAt;
+    uint64 private _sessionGap;
+
+    // One word: the admin's other windows.
     uint64 private _gracePeriod;
+    uint64 private _challengeWindow;
 
     mapping(uint32 sessionId => Session) private _sessions;
 
@@ -68,15 +103,16 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     mapping(uint32 accountId => address) private _accounts;
 
     mapping(uint256 tokenIndex => address) private _tokens;
-    /// @dev tokenIndex + 1, so that 0 means "not listed".
-    mapping(address token => uint256) private _tokenIndexPlusOne;
+    mapping(address token => TokenState) private _tokenStates;
 
     // Balances: the LazyBalance word of (accountId, tokenIndex) lives at slot
     // BALANCES_BASE + (accountId << 8 | tokenIndex), see _loadBalance / _storeBalance.
 
-    /// @dev tokenIndex => sessionId (top 32 bits) | int224 net of deltas posted in that session.
-    /// Keyed by token rather than (session, token) so the word stays non-zero from one session to
-    /// the next: a session's first batch pays a 5,000 gas rewrite, not a 20,000 gas fresh write.
+    /// @dev tokenIndex => sessionId (top 32 bits) | uint224(net + NET_BIAS), the net of deltas
+    /// posted in that session. Keyed by token rather than (session, token), biased, and written
+    /// at `listToken`, so the word is never zero: a batch pays a 5,000 gas rewrite per token it
+    /// touches, never a 20,000 gas fresh write. |net| < 2^111 per entry times at most ~2^44
+    /// entries per session, far inside the bias of 2^223.
     mapping(uint256 tokenIndex => uint256 word) private _nets;
 
     /// @dev account => nonce >> 8 => bitmap of used permit nonces.
@@ -88,6 +124,8 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         if (admin == address(0)) revert ZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setGracePeriod(gracePeriod_);
+        _setSessionGap(MIN_SESSION_GAP);
+        _setChallengeWindow(MIN_CHALLENGE_WINDOW);
     }
 
     // ---------------------------------------------------------------- admin
@@ -95,20 +133,32 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     /// @inheritdoc ICMEVault
     function listToken(address token) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (token == address(0)) revert ZeroAddress();
-        if (_tokenIndexPlusOne[token] != 0) revert TokenAlreadyListed(token);
+        if (_tokenStates[token].indexPlusOne != 0) revert TokenAlreadyListed(token);
         uint8 index = _tokenCount;
         if (index == MAX_TOKENS) revert TooManyTokens();
         uint8 decimals = _readDecimals(token);
 
         _tokenCount = index + 1;
         _tokens[index] = token;
-        _tokenIndexPlusOne[token] = uint256(index) + 1;
+        _tokenStates[token] = TokenState({indexPlusOne: index + 1, totalBalance: 0});
+        // session 0, net 0: non-zero, and no session has id 0
+        _nets[index] = uint256(NET_BIAS);
         emit TokenListed(token, index, decimals);
     }
 
     /// @inheritdoc ICMEVault
     function setGracePeriod(uint64 gracePeriod_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setGracePeriod(gracePeriod_);
+    }
+
+    /// @inheritdoc ICMEVault
+    function setSessionGap(uint64 sessionGap_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setSessionGap(sessionGap_);
+    }
+
+    /// @inheritdoc ICMEVault
+    function setChallengeWindow(uint64 challengeWindow_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setChallengeWindow(challengeWindow_);
     }
 
     /// @inheritdoc ICMEVault
@@ -163,12 +213,12 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
 
     /// @inheritdoc ICMEVault
     function withdraw(address token, uint256 amount) external nonReentrant {
-        _withdrawOutsideSession(token, amount, msg.sender);
+        _withdrawWithoutPermit(token, amount, msg.sender);
     }
 
     /// @inheritdoc ICMEVault
     function withdrawTo(address token, uint256 amount, address to) external nonReentrant {
-        _withdrawOutsideSession(token, amount, to);
+        _withdrawWithoutPermit(token, amount, to);
     }
 
     /// @inheritdoc ICMEVault
@@ -192,7 +242,8 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         if (signer == address(0) || !hasRole(SETTLER_ROLE, signer)) revert InvalidPermitSigner(signer);
 
         _usedPermits[msg.sender][nonce >> 8] = usedWord | bit;
-        _withdraw(token, amount, to, sessionId);
+        // Trading: nothing of this session is posted, so the folded balance is all there is.
+        _withdraw(token, amount, to, sessionId, 0);
     }
 
     // ---------------------------------------------------------------- sessions
@@ -202,6 +253,8 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         uint32 current = _currentSessionId;
         Phase phase = _sessions[current].phase;
         if (phase == Phase.Trading || phase == Phase.Settling) revert SessionActive(current, phase);
+        uint256 opensAt = _nextSessionAt;
+        if (block.timestamp < opensAt) revert SessionGapNotOver(opensAt);
         if (sessionId != current + 1) revert SessionIdMismatch(sessionId, current);
         if (deadline <= block.timestamp) revert DeadlineInPast(deadline);
         uint256 latest = block.timestamp + MAX_SESSION_LENGTH;
@@ -231,6 +284,7 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         s.batchRoot = batchRoot;
         s.batchHead = batchRoot;
         s.fillLogHash = fillLogHash;
+        if (batchCount == 0) s.finalizableAt = uint48(block.timestamp + _challengeWindow);
         emit SettlementBegun(sessionId, batchRoot, fillLogHash, batchCount);
     }
 
@@ -251,6 +305,7 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
 
         s.batchesPosted = index + 1;
         s.batchHead = next;
+        if (next == bytes32(0)) s.finalizableAt = uint48(block.timestamp + _challengeWindow);
         uint256 start;
         assembly ("memory-safe") {
             start := entries.offset
@@ -269,6 +324,8 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         (Phase phase, uint32 posted, uint32 count) = (s.phase, s.batchesPosted, s.batchCount);
         if (phase != Phase.Settling) revert WrongPhase(sessionId, phase, Phase.Settling);
         if (posted != count) revert BatchesIncomplete(sessionId, posted, count);
+        uint256 finalizableAt = s.finalizableAt;
+        if (block.timestamp < finalizableAt) revert ChallengeWindowNotOver(sessionId, finalizableAt);
         // Cost grows with listed tokens only; balances are never visited (they fold lazily).
         uint256 tokens = _tokenCount;
         for (uint256 t; t < tokens; ++t) {
@@ -276,20 +333,28 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
             if (net != 0) revert SessionNotNetZero(sessionId, _tokens[t], net);
         }
 
-        s.phase = Phase.Finalized;
+        _endSession(s, Phase.Finalized);
         emit SessionFinalized(sessionId);
     }
 
     /// @inheritdoc ICMEVault
     function voidSession(uint32 sessionId) external {
         Session storage s = _sessions[sessionId];
-        Phase phase = s.phase;
-        if (phase != Phase.Trading && phase != Phase.Settling) revert WrongPhase(sessionId, phase, Phase.Settling);
+        _checkRunning(s, sessionId);
         uint256 voidableAt = uint256(s.deadline) + _gracePeriod;
         if (block.timestamp < voidableAt) revert VoidTooEarly(sessionId, voidableAt);
 
-        s.phase = Phase.Voided;
+        _endSession(s, Phase.Voided);
         emit SessionVoided(sessionId, msg.sender);
+    }
+
+    /// @inheritdoc ICMEVault
+    function vetoSession(uint32 sessionId, string calldata reason) external onlyRole(GUARDIAN_ROLE) {
+        Session storage s = _sessions[sessionId];
+        _checkRunning(s, sessionId);
+
+        _endSession(s, Phase.Voided);
+        emit SessionVetoed(sessionId, msg.sender, reason);
     }
 
     // ---------------------------------------------------------------- views
@@ -310,6 +375,21 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     }
 
     /// @inheritdoc ICMEVault
+    function sessionGap() external view returns (uint64) {
+        return _sessionGap;
+    }
+
+    /// @inheritdoc ICMEVault
+    function challengeWindow() external view returns (uint64) {
+        return _challengeWindow;
+    }
+
+    /// @inheritdoc ICMEVault
+    function nextSessionAt() external view returns (uint64) {
+        return _nextSessionAt;
+    }
+
+    /// @inheritdoc ICMEVault
     function tokenCount() external view returns (uint8) {
         return _tokenCount;
     }
@@ -321,7 +401,7 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
 
     /// @inheritdoc ICMEVault
     function tokenIndexOf(address token) external view returns (uint8 tokenIndex, bool listed) {
-        uint256 plusOne = _tokenIndexPlusOne[token];
+        uint256 plusOne = _tokenStates[token].indexPlusOne;
         if (plusOne != 0) return (uint8(plusOne - 1), true);
     }
 
@@ -343,10 +423,27 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     /// @inheritdoc ICMEVault
     function balanceOf(address account, address token) external view returns (uint256) {
         uint32 accountId = _accountIds[account];
-        uint256 plusOne = _tokenIndexPlusOne[token];
+        uint256 plusOne = _tokenStates[token].indexPlusOne;
         if (accountId == 0 || plusOne == 0) return 0;
         (uint256 settled,,) = _foldedBalance(_key(accountId, plusOne - 1));
         return settled;
+    }
+
+    /// @inheritdoc ICMEVault
+    function withdrawable(address account, address token) external view returns (uint256) {
+        uint32 accountId = _accountIds[account];
+        uint256 plusOne = _tokenStates[token].indexPlusOne;
+        if (accountId == 0 || plusOne == 0) return 0;
+        uint32 sessionId = _currentSessionId;
+        Session storage s = _sessions[sessionId];
+        if (s.phase == Phase.Trading) return 0;
+        (bool known, uint256 available,,,) = _withdrawable(s, sessionId, _key(accountId, plusOne - 1));
+        return known ? available : 0;
+    }
+
+    /// @inheritdoc ICMEVault
+    function totalBalance(address token) external view returns (uint256) {
+        return _tokenStates[token].totalBalance;
     }
 
     /// @inheritdoc ICMEVault
@@ -356,7 +453,7 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         returns (uint256 settled, int256 pending, uint32 pendingSession)
     {
         uint32 accountId = _accountIds[account];
-        uint256 plusOne = _tokenIndexPlusOne[token];
+        uint256 plusOne = _tokenStates[token].indexPlusOne;
         if (accountId == 0 || plusOne == 0) return (0, 0, 0);
         uint256 word = _loadBalance(_key(accountId, plusOne - 1));
         return (LazyBalance.settledOf(word), LazyBalance.pendingOf(word), LazyBalance.sessionOf(word));
@@ -364,7 +461,7 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
 
     /// @inheritdoc ICMEVault
     function sessionNet(uint32 sessionId, address token) external view returns (int256) {
-        uint256 plusOne = _tokenIndexPlusOne[token];
+        uint256 plusOne = _tokenStates[token].indexPlusOne;
         if (plusOne == 0) return 0;
         return _netOf(_nets[plusOne - 1], sessionId);
     }
@@ -447,9 +544,10 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
                     if cachedFinalized { settled := add(settled, signextend(13, shr(32, old))) }
                 }
                 // `settled` is the settled balance now; settled + delta must be in
-                // [0, MAX_BALANCE] (a negative sum reads as a huge unsigned number). Withdrawals
-                // are closed while settling and deposits only add, so the check still holds when
-                // finalize makes the delta count.
+                // [0, MAX_BALANCE] (a negative sum reads as a huge unsigned number). While
+                // settling, withdrawals keep settled + delta >= 0 and deposits only add (within
+                // the token's total, which bounds every final balance), so the check still holds
+                // when finalize makes the delta count.
                 if gt(add(settled, delta), MAX_BALANCE) {
                     failure := FAIL_BALANCE
                     break
@@ -480,6 +578,17 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         revert BalanceOverflow(accountId, token, uint256(balance));
     }
 
+    function _checkRunning(Session storage s, uint32 sessionId) private view {
+        Phase phase = s.phase;
+        if (phase != Phase.Trading && phase != Phase.Settling) revert WrongPhase(sessionId, phase, Phase.Settling);
+    }
+
+    /// @dev Ends a session (finalized or voided) and opens the withdrawal window before the next.
+    function _endSession(Session storage s, Phase outcome) private {
+        s.phase = outcome;
+        _nextSessionAt = uint64(block.timestamp) + _sessionGap;
+    }
+
     function _checkBatchOrder(Session storage s, uint32 sessionId, uint32 index, uint256 length) private view {
         (Phase phase, uint32 posted, uint32 count) = (s.phase, s.batchesPosted, s.batchCount);
         if (phase != Phase.Settling) revert WrongPhase(sessionId, phase, Phase.Settling);
@@ -493,9 +602,9 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         for (uint256 t; t < tokens; ++t) {
             int256 batchNet = nets[t];
             if (batchNet == 0) continue;
-            // |net| < 2^111 * entries per session, far inside int224
-            int224 net = int224(_netOf(_nets[t], sessionId) + batchNet);
-            _nets[t] = (uint256(sessionId) << 224) | uint256(uint224(net));
+            // net + NET_BIAS stays in (0, 2^224): see `_nets`
+            int256 net = _netOf(_nets[t], sessionId) + batchNet;
+            _nets[t] = (uint256(sessionId) << 224) | uint256(net + NET_BIAS);
         }
     }
 
@@ -532,7 +641,7 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
 
     function _netOf(uint256 word, uint32 sessionId) private pure returns (int256) {
         if (word >> 224 != sessionId) return 0;
-        return int256(int224(uint224(word)));
+        return int256(uint256(uint224(word))) - NET_BIAS;
     }
 
     // ---------------------------------------------------------------- internal: balances
@@ -548,9 +657,9 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         emit AccountRegistered(account, accountId);
     }
 
-    /// @dev Credits what the vault received, measured by its own balance, so a fee-on-transfer
-    /// token is credited net of its fee. The one deviation from checks-effects-interactions: the
-    /// credit follows the transfer because it depends on it; `nonReentrant` covers the gap.
+    /// @dev Credits what the vault's balance grew by, so a fee-on-transfer token is credited net
+    /// of its fee. The one deviation from checks-effects-interactions: the credit follows the
+    /// transfer because it depends on it; `nonReentrant` covers the gap.
     function _deposit(address account, address token, uint256 amount) private returns (uint256 credited) {
         if (amount == 0) revert ZeroAmount();
         uint256 tokenIndex = _tokenIndex(token);
@@ -558,42 +667,92 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
 
         uint256 before = IERC20(token).balanceOf(address(this));
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
-        credited = IERC20(token).balanceOf(address(this)) - before;
+        uint256 afterwards = IERC20(token).balanceOf(address(this));
+        if (afterwards < before) revert TokenBalanceDecreased(token, before, afterwards);
+        credited = afterwards - before;
         if (credited == 0) revert ZeroAmount();
+        // Every balance, and every balance a session could end with, is at most the sum of all
+        // balances; capping the sum keeps every committed credit postable, whoever deposits.
+        TokenState storage state = _tokenStates[token];
+        uint256 total = uint256(state.totalBalance) + credited;
+        if (total > LazyBalance.MAX_BALANCE) revert TotalBalanceOverflow(token, total);
 
+        state.totalBalance = uint112(total);
         uint256 key = _key(accountId, tokenIndex);
         (uint256 settled, int256 pending, uint32 pendingSession) = _foldedBalance(key);
         settled += credited;
-        // A pending credit of the settling session will fold into this slot; it must still fit.
-        uint256 ceiling = pending > 0 ? settled + uint256(pending) : settled;
-        if (ceiling > LazyBalance.MAX_BALANCE) revert BalanceOverflow(accountId, uint8(tokenIndex), ceiling);
         _storeBalance(key, LazyBalance.pack(settled, pending, pendingSession));
         emit Deposited(account, token, msg.sender, credited, settled);
     }
 
-    function _withdrawOutsideSession(address token, uint256 amount, address to) private {
+    function _withdrawWithoutPermit(address token, uint256 amount, address to) private {
         uint32 sessionId = _currentSessionId;
         Phase phase = _sessions[sessionId].phase;
-        if (phase == Phase.Trading || phase == Phase.Settling) revert SessionActive(sessionId, phase);
-        _withdraw(token, amount, to, 0);
+        if (phase == Phase.Trading) revert SessionActive(sessionId, phase);
+        _withdraw(token, amount, to, 0, phase == Phase.Settling ? sessionId : 0);
     }
 
-    /// @dev Debits msg.sender and transfers. Called only outside settlement (between sessions,
-    /// or while trading with a permit), when no delta of a running session is pending.
-    function _withdraw(address token, uint256 amount, address to, uint32 permitSession) private {
+    /// @dev Debits msg.sender, then transfers. `settlingSession` is the session being settled (0
+    /// if none); `permitSession` goes into the event.
+    function _withdraw(address token, uint256 amount, address to, uint32 permitSession, uint32 settlingSession)
+        private
+    {
         if (amount == 0) revert ZeroAmount();
         if (to == address(0)) revert ZeroAddress();
+        uint256 balance = _debit(token, amount, settlingSession);
+        emit Withdrawn(msg.sender, token, to, amount, balance, permitSession);
+        _pay(token, to, amount);
+    }
+
+    /// @dev Takes `amount` from msg.sender's slot and the token's total, up to what it may take
+    /// now (`_withdrawable`); returns the settled balance left.
+    function _debit(address token, uint256 amount, uint32 settlingSession) private returns (uint256 settled) {
         uint256 tokenIndex = _tokenIndex(token);
         uint32 accountId = _accountIds[msg.sender];
         if (accountId == 0) revert UnknownAccount(msg.sender);
         uint256 key = _key(accountId, tokenIndex);
-        (uint256 settled,,) = _foldedBalance(key);
-        if (settled < amount) revert InsufficientBalance(msg.sender, token, settled, amount);
+        (bool known, uint256 available, uint256 before, int256 pending, uint32 pendingSession) =
+            _withdrawable(_sessions[settlingSession], settlingSession, key);
+        if (!known) revert DeltaNotPosted(settlingSession, msg.sender, token);
+        if (available < amount) revert InsufficientBalance(msg.sender, token, available, amount);
 
-        settled -= amount;
-        _storeBalance(key, LazyBalance.pack(settled, 0, 0));
-        emit Withdrawn(msg.sender, token, to, amount, settled, permitSession);
+        settled = before - amount;
+        _tokenStates[token].totalBalance -= uint112(amount);
+        // a posted delta of the session being settled stays; settled + pending >= 0 still holds
+        _storeBalance(key, LazyBalance.pack(settled, pending, pendingSession));
+    }
+
+    /// @dev Transfers `amount` and checks the vault's balance fell by at most that: a token that
+    /// takes a fee from the sender on top would otherwise pay out of other users' funds.
+    function _pay(address token, address to, uint256 amount) private {
+        uint256 before = IERC20(token).balanceOf(address(this));
         IERC20(token).safeTransfer(to, amount);
+        uint256 afterwards = IERC20(token).balanceOf(address(this));
+        uint256 taken = before > afterwards ? before - afterwards : 0;
+        if (taken > amount) revert TokenTookMoreThanAmount(token, amount, taken);
+    }
+
+    /// @dev What the slot's owner may take now without a permit. `s`/`sessionId` is the session
+    /// being settled, or anything not in Settling (then: the folded balance). While settling:
+    /// min(settled, settled + pending) if this session's delta is posted (what it owns whichever
+    /// way the session ends), the folded balance if every batch is posted (no delta), else
+    /// unknown. Returns the slot's fields too.
+    function _withdrawable(Session storage s, uint32 sessionId, uint256 key)
+        private
+        view
+        returns (bool known, uint256 available, uint256 settled, int256 pending, uint32 pendingSession)
+    {
+        (settled, pending, pendingSession) = _foldedBalance(key);
+        known = true;
+        available = settled;
+        if (s.phase != Phase.Settling) return (known, available, settled, pending, pendingSession);
+        if (pendingSession == sessionId) {
+            // posted: settled + pending >= 0 was checked at post and every debit since kept it
+            if (pending < 0) available = settled - uint256(-pending);
+        } else if (s.batchesPosted != s.batchCount) {
+            known = false;
+            available = 0;
+        }
     }
 
     /// @dev The slot with a pending delta of a finished session folded in (finalized) or dropped
@@ -629,7 +788,7 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
     }
 
     function _tokenIndex(address token) private view returns (uint256) {
-        uint256 plusOne = _tokenIndexPlusOne[token];
+        uint256 plusOne = _tokenStates[token].indexPlusOne;
         if (plusOne == 0) revert TokenNotListed(token);
         return plusOne - 1;
     }
@@ -640,6 +799,20 @@ contract CMEVault is ICMEVault, AccessControl, Pausable, ReentrancyGuardTransien
         if (gracePeriod_ > MAX_GRACE_PERIOD) revert GracePeriodTooLong(gracePeriod_, MAX_GRACE_PERIOD);
         _gracePeriod = gracePeriod_;
         emit GracePeriodSet(gracePeriod_);
+    }
+
+    function _setSessionGap(uint64 sessionGap_) private {
+        if (sessionGap_ < MIN_SESSION_GAP) revert SessionGapTooShort(sessionGap_, MIN_SESSION_GAP);
+        _sessionGap = sessionGap_;
+        emit SessionGapSet(sessionGap_);
+    }
+
+    function _setChallengeWindow(uint64 challengeWindow_) private {
+        if (challengeWindow_ < MIN_CHALLENGE_WINDOW || challengeWindow_ > MAX_CHALLENGE_WINDOW) {
+            revert ChallengeWindowOutOfRange(challengeWindow_, MIN_CHALLENGE_WINDOW, MAX_CHALLENGE_WINDOW);
+        }
+        _challengeWindow = challengeWindow_;
+        emit ChallengeWindowSet(challengeWindow_);
     }
 
     function _withdrawalDigest(

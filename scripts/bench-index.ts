@@ -106,6 +106,7 @@ async function main(): Promise<void> {
       const run = await d.settle(fillLogOf(deployment, treasury, sessionId, fills), { batchSize: DEFAULT_MAX_ENTRIES_PER_BATCH, finalize: false });
       const caughtUp = sessionId % 2 === 0;
       if (caughtUp) await waitForBlock(live.url, run.batches.at(-1)!.blockNumber, 120_000);
+      await d.openFinalize(sessionId);
       const finalizeHash = await d.vault.write.finalize([sessionId]);
       await d.publicClient.waitForTransactionReceipt({ hash: finalizeHash, pollingInterval: 5 });
       const t0 = performance.now();

@@ -3,25 +3,31 @@
 // of 10, 100 and 1,000 participants with deltas in two tokens each (USDC and PEPE): a first
 // session (each participant's first: one delta on the token it deposited, one on a fresh slot)
 // and a second one (returning participants: both slots carry the first session's pending delta).
-// Batches are cut at the keeper's DEFAULT_MAX_ENTRIES_PER_BATCH. Gas per delta is the
-// transactions' gasUsed (21,000 base, calldata, execution, log) divided by the entries they carry.
-// Then it searches, with eth_estimateGas, the largest batch that fits the EIP-7825 per-transaction
-// cap of 16,777,216 gas, for fresh slots and for returning ones.
+// Batches are cut by the keeper's default sizing (splitIntoBatches: a gas bound from the entries,
+// at most DEFAULT_MAX_GAS_PER_BATCH). Gas per delta is the transactions' gasUsed (21,000 base,
+// calldata, execution, log) divided by the entries they carry. Every batch sent is checked
+// against batchGasBound, the bound the keeper sizes by. Then it searches, with eth_estimateGas,
+// the largest batch that fits the EIP-7825 per-transaction cap of 16,777,216 gas, for fresh slots
+// and for returning ones. Between sessions it moves the chain's clock past the vault's challenge
+// window and session gap (evm_increaseTime), as the keeper does on a local chain.
 // Ends with one JSON line: {"bench":"settle","returningDeltaGas":…,"firstDeltaGas":…,"finalizeGas":…,"maxDeltasPerTx":…}
 import { network } from "hardhat";
 import { keccak256, maxUint256, parseUnits, toHex, type Address, type Hash, type Hex } from "viem";
 import {
+  BATCH_GAS,
+  batchGasBound,
   buildBatchChain,
-  DEFAULT_MAX_ENTRIES_PER_BATCH,
+  DEFAULT_MAX_GAS_PER_BATCH,
   encodeEntries,
   batchLinkHash,
   splitIntoBatches,
+  TX_GAS_CAP as KEEPER_TX_GAS_CAP,
   ZERO_HASH,
   type SettlementEntry,
 } from "../keeper/settlement/batches.ts";
 import { deployCME } from "../keeper/chain/deploy.ts";
 
-const TX_GAS_CAP = 16_777_216n; // EIP-7825
+const TX_GAS_CAP = BigInt(KEEPER_TX_GAS_CAP); // EIP-7825
 const SIZES = [10, 100, 1_000];
 const USDC = (n: number) => parseUnits(String(n), 6);
 const MEME = (n: number) => parseUnits(String(n), 18);
@@ -124,6 +130,31 @@ interface TxGas {
   entries: number;
 }
 
+/** The vault's clock rules: wait out the session gap before starting, the challenge window before finalizing. */
+async function reachChainTime(at: bigint): Promise<void> {
+  const now = BigInt(await networkHelpers.time.latest());
+  if (now < at) await networkHelpers.time.increaseTo(at);
+}
+
+async function startNext(deadlineIn: bigint): Promise<{ id: number; hash: Hash }> {
+  await reachChainTime(await vault.read.nextSessionAt());
+  const id = (await vault.read.currentSessionId()) + 1;
+  const now = BigInt(await networkHelpers.time.latest());
+  return { id, hash: await vault.write.startSession([id, now + 1n + deadlineIn], asSettler) };
+}
+
+let worstBoundRatio = 0;
+/**
+ * Checks a posted batch's gas against the bound the keeper sizes batches by. gasUsed is net of
+ * refunds; the last batch's (clearing the chain head) is at most 4,800, so add it back.
+ */
+function checkBound(batch: SettlementEntry[], gasUsed: bigint): void {
+  const bound = batchGasBound(batch);
+  const gas = gasUsed + 4_800n;
+  worstBoundRatio = Math.max(worstBoundRatio, Number(gas) / bound);
+  if (gas > BigInt(bound)) throw new Error(`a batch of ${batch.length} entries used ${gas} gas, above its bound ${bound}`);
+}
+
 async function gasOf(hash: Hash, entries = 0): Promise<TxGas> {
   const [receipt, tx] = await Promise.all([
     publicClient.waitForTransactionReceipt({ hash }),
@@ -144,18 +175,21 @@ interface SessionGas {
 
 /** Runs one session; `groups` are batched separately so each group's cost can be read apart. */
 async function runSession(groups: SettlementEntry[][]): Promise<SessionGas> {
-  const id = (await vault.read.currentSessionId()) + 1;
-  const now = BigInt(await networkHelpers.time.latest());
-  const start = await gasOf(await vault.write.startSession([id, now + 86_400n], asSettler));
-  const batches = groups.flatMap((g) => splitIntoBatches(g, DEFAULT_MAX_ENTRIES_PER_BATCH));
+  const started = await startNext(86_400n);
+  const id = started.id;
+  const start = await gasOf(started.hash);
+  const batches = groups.flatMap((g) => splitIntoBatches(g));
   const chain = buildBatchChain(id, batches);
   const begin = await gasOf(
     await vault.write.beginSettlement([id, chain.root, chain.links.length, keccak256(toHex(`fills ${id}`))], asSettler),
   );
   const posted: TxGas[] = [];
   for (const l of chain.links) {
-    posted.push(await gasOf(await vault.write.postBatch([id, l.index, l.entries, l.next], asSettler), l.entryCount));
+    const sent = await gasOf(await vault.write.postBatch([id, l.index, l.entries, l.next], asSettler), l.entryCount);
+    checkBound(batches[l.index]!, sent.gas);
+    posted.push(sent);
   }
+  await reachChainTime(BigInt((await vault.read.session([id])).finalizableAt));
   const finalize = await gasOf(await vault.write.finalize([id], asSettler));
   return { start: start.gas, begin: begin.gas, batches: posted, finalize: finalize.gas };
 }
@@ -180,7 +214,7 @@ for (const n of SIZES) {
   pools.push(pool);
   const { existing, fresh } = firstSession(pool);
   const first = await runSession([existing, fresh]);
-  const existingBatches = Math.ceil(existing.length / DEFAULT_MAX_ENTRIES_PER_BATCH);
+  const existingBatches = splitIntoBatches(existing).length;
   const second = await runSession([secondSession(pool, [...existing, ...fresh])]);
   rows.push({
     participants: n,
@@ -195,9 +229,7 @@ for (const n of SIZES) {
 
 /** Largest k such that a one-batch session of entries[0..k) needs at most the cap (estimateGas). */
 async function maxBatch(entries: SettlementEntry[]): Promise<{ k: number; gasUsed: bigint }> {
-  const id = (await vault.read.currentSessionId()) + 1;
-  const now = BigInt(await networkHelpers.time.latest());
-  await vault.write.startSession([id, now + 86_400n], asSettler);
+  const { id } = await startNext(86_400n);
   const trading = await networkHelpers.takeSnapshot();
   const estimate = async (k: number): Promise<bigint> => {
     await trading.restore();
@@ -231,6 +263,7 @@ async function maxBatch(entries: SettlementEntry[]): Promise<{ k: number; gasUse
   await vault.write.beginSettlement([id, batchLinkHash(id, 0, packed, ZERO_HASH), 1, ZERO_HASH], asSettler);
   const sent = await gasOf(await vault.write.postBatch([id, 0, packed, ZERO_HASH], { ...asSettler, gas: TX_GAS_CAP }));
   if (sent.gas > TX_GAS_CAP) throw new Error("largest batch exceeded the cap");
+  checkBound(entries.slice(0, lo), sent.gas);
   // leave no running session behind: the probe session is voided
   await networkHelpers.time.increase(86_400n + 3_600n);
   await vault.write.voidSession([id]);
@@ -276,7 +309,7 @@ const maxReturning = await maxBatch(returningProbe);
 
 const fmt = (x: number | bigint) => Math.round(Number(x)).toLocaleString("en-US");
 const pad = (s: string, n: number) => s.padStart(n);
-console.log(`\nSettlement gas, CMEVault (${record.tokens.length} tokens listed), batches of <= ${DEFAULT_MAX_ENTRIES_PER_BATCH} entries`);
+console.log(`\nSettlement gas, CMEVault (${record.tokens.length} tokens listed), batches sized by the keeper's gas bound (<= ${fmt(DEFAULT_MAX_GAS_PER_BATCH)})`);
 console.log("gas per delta = postBatch gasUsed (incl. 21,000 base and calldata) / entries\n");
 const header = [
   "participants",
@@ -330,8 +363,12 @@ console.log(`\nlargest batch under the ${fmt(TX_GAS_CAP)} gas cap (EIP-7825): se
 console.log(`with that gas limit (one more entry does not fit):`);
 console.log(`  returning slots: ${pad(fmt(maxReturning.k), 5)} deltas, gasUsed ${fmt(maxReturning.gasUsed)}`);
 console.log(`  fresh slots:     ${pad(fmt(maxFresh.k), 5)} deltas, gasUsed ${fmt(maxFresh.gasUsed)}`);
-console.log(`  keeper default DEFAULT_MAX_ENTRIES_PER_BATCH = ${DEFAULT_MAX_ENTRIES_PER_BATCH} fits even when every slot is fresh`);
-if (DEFAULT_MAX_ENTRIES_PER_BATCH > maxFresh.k) throw new Error("DEFAULT_MAX_ENTRIES_PER_BATCH does not fit the cap");
+const defaultFresh = splitIntoBatches(freshProbe)[0]!.length;
+console.log(`  keeper default sizing: ${defaultFresh} fresh-slot deltas per batch (bound ${fmt(batchGasBound(freshProbe.slice(0, defaultFresh)))} gas)`);
+console.log(
+  `\nkeeper's gas bound: ${fmt(BATCH_GAS.perBatch)} per batch + ${fmt(BATCH_GAS.perEntry)} per entry + ${fmt(BATCH_GAS.perToken)} per token touched (+ memory); every batch sent used at most ${Math.round(worstBoundRatio * 100)}% of its bound`,
+);
+if (defaultFresh > maxFresh.k) throw new Error("the keeper's default batch does not fit the cap");
 
 console.log(
   JSON.stringify({

@@ -82,6 +82,43 @@ export const CMEVaultAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint32",
+        "name": "sessionId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "finalizableAt",
+        "type": "uint256"
+      }
+    ],
+    "name": "ChallengeWindowNotOver",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "challengeWindow",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "min",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "max",
+        "type": "uint64"
+      }
+    ],
+    "name": "ChallengeWindowOutOfRange",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "deadline",
         "type": "uint64"
@@ -120,6 +157,27 @@ export const CMEVaultAbi = [
       }
     ],
     "name": "DeltaAlreadyPosted",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "sessionId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "DeltaNotPosted",
     "type": "error"
   },
   {
@@ -301,6 +359,33 @@ export const CMEVaultAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "opensAt",
+        "type": "uint256"
+      }
+    ],
+    "name": "SessionGapNotOver",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "sessionGap",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "min",
+        "type": "uint64"
+      }
+    ],
+    "name": "SessionGapTooShort",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint32",
         "name": "given",
         "type": "uint32"
@@ -352,14 +437,72 @@ export const CMEVaultAbi = [
         "internalType": "address",
         "name": "token",
         "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "before",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "afterwards",
+        "type": "uint256"
+      }
+    ],
+    "name": "TokenBalanceDecreased",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
       }
     ],
     "name": "TokenNotListed",
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "taken",
+        "type": "uint256"
+      }
+    ],
+    "name": "TokenTookMoreThanAmount",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "TooManyTokens",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "totalBalance",
+        "type": "uint256"
+      }
+    ],
+    "name": "TotalBalanceOverflow",
     "type": "error"
   },
   {
@@ -496,6 +639,19 @@ export const CMEVaultAbi = [
     "anonymous": false,
     "inputs": [
       {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "challengeWindow",
+        "type": "uint64"
+      }
+    ],
+    "name": "ChallengeWindowSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
         "indexed": true,
         "internalType": "address",
         "name": "account",
@@ -559,6 +715,19 @@ export const CMEVaultAbi = [
     "anonymous": false,
     "inputs": [
       {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "sessionGap",
+        "type": "uint64"
+      }
+    ],
+    "name": "SessionGapSet",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
         "indexed": true,
         "internalType": "uint32",
         "name": "sessionId",
@@ -578,6 +747,31 @@ export const CMEVaultAbi = [
       }
     ],
     "name": "SessionStarted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint32",
+        "name": "sessionId",
+        "type": "uint32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "guardian",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "string",
+        "name": "reason",
+        "type": "string"
+      }
+    ],
+    "name": "SessionVetoed",
     "type": "event"
   },
   {
@@ -803,6 +997,19 @@ export const CMEVaultAbi = [
   },
   {
     "inputs": [],
+    "name": "challengeWindow",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "currentSessionId",
     "outputs": [
       {
@@ -976,6 +1183,19 @@ export const CMEVaultAbi = [
   },
   {
     "inputs": [],
+    "name": "nextSessionAt",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "pause",
     "outputs": [],
     "stateMutability": "nonpayable",
@@ -1066,6 +1286,11 @@ export const CMEVaultAbi = [
             "type": "uint64"
           },
           {
+            "internalType": "uint48",
+            "name": "finalizableAt",
+            "type": "uint48"
+          },
+          {
             "internalType": "bytes32",
             "name": "batchHead",
             "type": "bytes32"
@@ -1084,6 +1309,19 @@ export const CMEVaultAbi = [
         "internalType": "struct ICMEVault.Session",
         "name": "",
         "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "sessionGap",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
       }
     ],
     "stateMutability": "view",
@@ -1117,11 +1355,37 @@ export const CMEVaultAbi = [
     "inputs": [
       {
         "internalType": "uint64",
+        "name": "challengeWindow",
+        "type": "uint64"
+      }
+    ],
+    "name": "setChallengeWindow",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
         "name": "gracePeriod",
         "type": "uint64"
       }
     ],
     "name": "setGracePeriod",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "sessionGap",
+        "type": "uint64"
+      }
+    ],
+    "name": "setSessionGap",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -1235,8 +1499,45 @@ export const CMEVaultAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "totalBalance",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "unpause",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint32",
+        "name": "sessionId",
+        "type": "uint32"
+      },
+      {
+        "internalType": "string",
+        "name": "reason",
+        "type": "string"
+      }
+    ],
+    "name": "vetoSession",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -1331,6 +1632,30 @@ export const CMEVaultAbi = [
     "name": "withdrawWithPermit",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "token",
+        "type": "address"
+      }
+    ],
+    "name": "withdrawable",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {

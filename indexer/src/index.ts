@@ -2,7 +2,7 @@
 //
 // Balances follow the vault's lazy accounting: deposits and withdrawals change them at once;
 // a session's posted deltas wait in `pending_delta` and are folded into `balance` in one
-// set-based statement at SessionFinalized, or dropped at SessionVoided.
+// set-based statement at SessionFinalized, or dropped at SessionVoided / SessionVetoed.
 import { ponder, type Context, type Event } from "ponder:registry";
 import {
   account,
@@ -332,8 +332,8 @@ ponder.on("CMEVault:SessionFinalized", async ({ event, context }) => {
   });
 });
 
-ponder.on("CMEVault:SessionVoided", async ({ event, context }) => {
-  const { sessionId } = event.args;
+/** A void drops the session's pending deltas: every balance stays what it was. */
+async function voided(context: AnyContext, event: AnyEvent, sessionId: number, by: Hex): Promise<void> {
   const at = where(event);
   await context.db.sql.delete(pendingDelta).where(eq(pendingDelta.sessionId, sessionId));
   await context.db.update(session, { sessionId }).set({
@@ -341,6 +341,15 @@ ponder.on("CMEVault:SessionVoided", async ({ event, context }) => {
     voidedAt: at.timestamp,
     voidedBlock: at.block,
     voidedTx: at.tx,
-    voidedBy: event.args.voidedBy.toLowerCase() as Hex,
+    voidedBy: by.toLowerCase() as Hex,
   });
+}
+
+ponder.on("CMEVault:SessionVoided", async ({ event, context }) => {
+  await voided(context, event, event.args.sessionId, event.args.voidedBy);
+});
+
+// The guardian's veto voids the session the same way (voidedBy: the guardian).
+ponder.on("CMEVault:SessionVetoed", async ({ event, context }) => {
+  await voided(context, event, event.args.sessionId, event.args.guardian);
 });

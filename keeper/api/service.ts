@@ -428,7 +428,7 @@ export class KeeperService implements KeeperPort {
     }
     const { sessionId, token, seq } = reserved;
     const nonce = (BigInt(sessionId) << 64n) | BigInt(seq);
-    const deadline = Math.floor(this.#d.clock.now() / 1000) + 3600;
+    const deadline = Number(await chain!.permits.deadline(Math.floor(this.#d.clock.now() / 1000), 3600));
     const signature = await chain!.permits.sign({ account: getAddress(req.account), token: token.address, amount, sessionId, nonce, deadline: BigInt(deadline) });
     durable(db, () => putPermit(db, { address: req.account, nonce: nonce.toString(), sessionId, tokenIndex: token.index, amount, deadline, signature, status: "open" }));
     count(200);

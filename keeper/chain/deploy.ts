@@ -1,12 +1,22 @@
 // Deploys the CME vault the one way tests, the demo, the benchmarks and scripts/deploy.ts share:
-// vault, settler role, treasury and insurance accounts, listed tokens (mock USDC and memecoins on
-// a local chain), and the deployment record the keeper and indexer read (deployments/<chainId>.json).
+// vault, settler and guardian roles, the session gap and challenge window, treasury and insurance
+// accounts, listed tokens (mock USDC and memecoins on a local chain), and the deployment record the
+// keeper and indexer read (deployments/<chainId>.json).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { HardhatViemHelpers } from "@nomicfoundation/hardhat-viem/types";
 import { erc20Abi, getAddress, keccak256, toHex, type Address, type Hash } from "viem";
 
 export const SETTLER_ROLE = keccak256(toHex("SETTLER_ROLE"));
+export const GUARDIAN_ROLE = keccak256(toHex("GUARDIAN_ROLE"));
+
+/**
+ * The guardian on the local chain: Hardhat account #19, the last one the node funds (#0 deploys,
+ * #1 settles, #2 and #3 are the treasury and insurance accounts, the demo's wallets start at #4
+ * and use up to #14 by default). Its key is public: local chains only.
+ */
+export const LOCAL_GUARDIAN: Address = "0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199";
+const LOCAL_CHAIN_ID = 31337;
 
 /** Local mocks deployed on chain 31337: symbol, name. USDC has 6 decimals, memecoins 18. */
 export const LOCAL_MEMECOINS = [
@@ -24,6 +34,15 @@ export interface DeployCMEOptions {
   insurance: Address;
   /** Seconds after a session's deadline before anyone may void it. */
   gracePeriod: bigint;
+  /**
+   * Receives GUARDIAN_ROLE (vetoes sessions in the challenge window): an auditors' multisig.
+   * Default: LOCAL_GUARDIAN on chain 31337, nobody elsewhere (then no session can be vetoed).
+   */
+  guardian?: Address;
+  /** Seconds after a finalize or void before the next session may start (the vault's default: its floor, 10 minutes). */
+  sessionGap?: bigint;
+  /** Seconds after the last batch before finalize (the vault's default: its floor, 15 minutes). */
+  challengeWindow?: bigint;
   /** Deploy MockUSDC and the LOCAL_MEMECOINS and list them (local chains). */
   mocks: boolean;
   /** Already deployed ERC-20s to list, in index order after any mocks. */
@@ -77,6 +96,12 @@ export async function deployCME(viem: Viem, opts: DeployCMEOptions): Promise<Dep
   tokenAddresses.push(...(opts.tokens ?? []).map((a) => getAddress(a)));
 
   await mined(await vault.write.grantRole([SETTLER_ROLE, opts.settler]));
+  const chainId = await publicClient.getChainId();
+  const guardian = opts.guardian ?? (chainId === LOCAL_CHAIN_ID ? LOCAL_GUARDIAN : undefined);
+  if (guardian !== undefined) await mined(await vault.write.grantRole([GUARDIAN_ROLE, guardian]));
+  // The constructor sets both windows to their floors, the shortest a local chain can have.
+  if (opts.sessionGap !== undefined) await mined(await vault.write.setSessionGap([opts.sessionGap]));
+  if (opts.challengeWindow !== undefined) await mined(await vault.write.setChallengeWindow([opts.challengeWindow]));
   await mined(await vault.write.register([opts.treasury]));
   await mined(await vault.write.register([opts.insurance]));
 
@@ -92,7 +117,7 @@ export async function deployCME(viem: Viem, opts: DeployCMEOptions): Promise<Dep
   }
 
   return {
-    chainId: await publicClient.getChainId(),
+    chainId,
     vault: getAddress(vault.address),
     startBlock: Number(vaultReceipt.blockNumber),
     settler: getAddress(opts.settler),

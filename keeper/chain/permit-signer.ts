@@ -41,6 +41,17 @@ export class PermitSigner {
     return this.#domain;
   }
 
+  /**
+   * `ttlSec` after now on the chain's clock as well as the wall clock: the vault compares a
+   * permit's deadline with block time, which on the local chain runs ahead (the keeper moves it
+   * past the withdrawal and challenge windows).
+   */
+  async deadline(nowSec: number, ttlSec: number): Promise<bigint> {
+    const chainNow = (await this.client.getBlock({ blockTag: "latest" })).timestamp;
+    const base = chainNow > BigInt(nowSec) ? chainNow : BigInt(nowSec);
+    return base + BigInt(ttlSec);
+  }
+
   async sign(p: WithdrawalPermit): Promise<Hex> {
     return this.settler.signTypedData({ domain: await this.domain(), types: WITHDRAWAL_TYPES, primaryType: "Withdrawal", message: p });
   }

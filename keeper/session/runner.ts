@@ -33,7 +33,7 @@ import type { Metrics } from "../ops/metrics.ts";
 import { buildMarket, type PairMeta } from "./pairs.ts";
 import { buildPlan } from "../settlement/plan.ts";
 import type { FillLogRecorder } from "../settlement/recorder.ts";
-import { progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "../settlement/submit.ts";
+import { chainTime, fastForwardTo, LOCAL_CHAIN_ID, progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "../settlement/submit.ts";
 import type { SessionPit } from "./pit.ts";
 import type { ExecutorPort } from "./executor-port.ts";
 import { openPit, type OpenPit } from "./open-pit.ts";
@@ -144,6 +144,8 @@ export class SessionRunner {
   #queue: Promise<unknown> = Promise.resolve();
   #settling: Promise<SettlementProgress> | null = null;
   #stopped = false;
+  /** Stops a settlement waiting out the vault's challenge window. */
+  readonly #abort = new AbortController();
   readonly tokensByAddress: Map<string, TokenInfo>;
   readonly tokensByIndex: Map<number, TokenInfo>;
 
@@ -187,6 +189,7 @@ export class SessionRunner {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort();
     this.#timer?.cancel();
     this.watcher?.stop();
     await this.#loop?.stop();
@@ -311,10 +314,19 @@ export class SessionRunner {
     let startBlock = 0;
     if (chain !== null) {
       const watcher = this.watcher!;
+      // -- vault rule: no session starts within the withdrawal window after the last one ended.
+      const waitMs = await this.#sessionGapWait(id);
+      if (waitMs > 0) {
+        this.#schedule(waitMs);
+        return;
+      }
+      // --
       watcher.hold(getCursor(db) ?? 0n);
       const onChain = await readOnChainSession(chain.clients.publicClient, deployment.vault, id);
       if (onChain.phase === "none") {
-        const deadline = BigInt(Math.floor(this.#d.clock.now() / 1000) + config.tradingSec + config.closingSec + config.settlementWindowSec);
+        // The vault's clock, not ours: a local chain's may run ahead (fast-forwarded windows).
+        const nowSec = Math.max(Math.floor(this.#d.clock.now() / 1000), await chainTime(chain.clients.publicClient));
+        const deadline = BigInt(nowSec + config.tradingSec + config.closingSec + config.settlementWindowSec);
         const tx = await chain.sender.send(
           `session:${id}:start`,
           deployment.vault,
@@ -350,6 +362,26 @@ export class SessionRunner {
     this.#announce();
     this.#startLoop();
     this.#schedule();
+  }
+
+  /**
+   * The vault refuses startSession until `nextSessionAt` (ICMEVault: the withdrawal window after a
+   * finalize or void). Returns how long to wait in ms (0: open). A local chain is fast-forwarded.
+   */
+  async #sessionGapWait(sessionId: number): Promise<number> {
+    const client = this.#d.chain!.clients.publicClient;
+    const vault = this.#d.deployment.vault;
+    if ((await readOnChainSession(client, vault, sessionId)).phase !== "none") return 0;
+    const opensAt = Number(await client.readContract({ address: vault, abi: vaultAbi, functionName: "nextSessionAt" }));
+    const now = await chainTime(client);
+    if (now >= opensAt) return 0;
+    if (this.#d.config.chainId === LOCAL_CHAIN_ID) {
+      const moved = await fastForwardTo(client, opensAt);
+      this.#d.log.info({ sessionId, opensAt, movedSec: moved }, "local chain: moved the clock past the vault's withdrawal window");
+      return 0;
+    }
+    this.#d.log.info({ sessionId, opensAt: new Date(opensAt * 1000).toISOString() }, "waiting for the vault's withdrawal window to close before starting the session");
+    return (opensAt - now) * 1000 + 1_000;
   }
 
   /** Everyone with a broker and a vault account; pairs default to all. */
@@ -439,6 +471,8 @@ export class SessionRunner {
             sender: chain.sender,
             onProgress: (p) => this.events.emit("settlement", p),
             log: this.#d.log,
+            fastForward: this.#d.config.chainId === LOCAL_CHAIN_ID,
+            signal: this.#abort.signal,
           },
           sessionId,
         );

@@ -37,12 +37,36 @@ export const MAX_DELTA = 2n ** 111n - 1n;
 export const MIN_DELTA = -(2n ** 111n);
 export const ZERO_HASH: Hex = `0x${"00".repeat(32)}`;
 
+/** EIP-7825's cap on one transaction's gas. */
+export const TX_GAS_CAP = 16_777_216;
+
 /**
- * A batch size that fits one transaction under the EIP-7825 cap of 16,777,216 gas even when every
- * entry writes a fresh storage slot: npm run bench:settle measures ~22,900 gas per fresh-slot
- * delta and at most 730 of them per transaction. Returning participants cost ~5,950 gas per
- * delta (2,803 per transaction), so a keeper that knows its slots are warm could use larger
- * batches; 600 keeps an 18% margin for the worst case.
+ * Worst-case gas of a postBatch transaction, term by term, so a batch's gas is bounded by its
+ * entries alone: the vault writes no storage slot for the first time in a batch except an entry's
+ * own balance slot (the per-token nets are initialised at listToken). Measured with 255 tokens
+ * listed (npm run bench:settle checks every batch it sends against the bound):
+ * - perBatch: 21,000 base, session and chain checks, the event, the loops over 255 listed tokens,
+ *   the last batch's challenge-window write, and the 4,800 gas refund of the last batch's head
+ *   (a gas limit must cover gas before refunds): ~81,000 measured;
+ * - perEntry: an entry writing a fresh slot (cold SLOAD 2,100 + zero-to-non-zero SSTORE 20,000),
+ *   with 19 non-zero calldata bytes and its 21 log bytes: ~22,950 measured. A returning slot,
+ *   even one whose pending session is read cold, costs under 8,000;
+ * - perToken: each token the batch touches (cold read and rewrite of its net word): ~5,500;
+ * plus memory expansion, quadratic in the batch's size (entryMemoryGas).
+ */
+export const BATCH_GAS = { perBatch: 90_000, perEntry: 23_500, perToken: 6_000 } as const;
+
+/**
+ * Default gas budget of one batch: well under TX_GAS_CAP, with room for the keeper's tx sender,
+ * which sets a gas limit of 1.2 x its estimate + 10,000 (at most 14.4 M here).
+ */
+export const DEFAULT_MAX_GAS_PER_BATCH = 12_000_000;
+
+/**
+ * Default cap on a batch's entry count. The gas budget binds first (about 500 entries over a
+ * couple of tokens, 455 over 200): it prices every entry as a fresh slot, because the keeper
+ * cannot know which slots are fresh, so a batch fits whatever the slots hold. Returning
+ * participants cost ~6,000 gas each, a quarter of that.
  */
 export const DEFAULT_MAX_ENTRIES_PER_BATCH = 600;
 
@@ -94,10 +118,26 @@ export function decodeEntries(data: Hex): SettlementEntry[] {
   return out;
 }
 
-/** Cuts entries into consecutive batches of at most `maxEntriesPerBatch`, keeping their order. */
+/** Memory expansion of postBatch for `entries` entries (3 gas per word plus words^2 / 512). */
+function entryMemoryGas(entries: number): number {
+  const words = Math.ceil((ENTRY_BYTES * entries) / 32) + 300; // the log copy, plus nets and ABI scratch
+  return 3 * words + Math.floor((words * words) / 512);
+}
+
+/** Upper bound on the gas of posting `batch` (see BATCH_GAS). */
+export function batchGasBound(batch: readonly SettlementEntry[]): number {
+  const tokens = new Set(batch.map((e) => e.tokenIndex)).size;
+  return BATCH_GAS.perBatch + batch.length * BATCH_GAS.perEntry + tokens * BATCH_GAS.perToken + entryMemoryGas(batch.length);
+}
+
+/**
+ * Cuts entries into consecutive batches, keeping their order, each of at most
+ * `maxEntriesPerBatch` entries and at most `maxGasPerBatch` by batchGasBound.
+ */
 export function splitIntoBatches(
   entries: readonly SettlementEntry[],
   maxEntriesPerBatch: number = DEFAULT_MAX_ENTRIES_PER_BATCH,
+  maxGasPerBatch: number = DEFAULT_MAX_GAS_PER_BATCH,
 ): SettlementEntry[][] {
   if (!Number.isSafeInteger(maxEntriesPerBatch) || maxEntriesPerBatch < 1) {
     throw new SettlementEncodingError(`maxEntriesPerBatch must be a positive integer, got ${maxEntriesPerBatch}`, {
@@ -105,10 +145,32 @@ export function splitIntoBatches(
       value: maxEntriesPerBatch,
     });
   }
-  const batches: SettlementEntry[][] = [];
-  for (let i = 0; i < entries.length; i += maxEntriesPerBatch) {
-    batches.push(entries.slice(i, i + maxEntriesPerBatch));
+  const oneEntry = BATCH_GAS.perBatch + BATCH_GAS.perEntry + BATCH_GAS.perToken + entryMemoryGas(1);
+  if (!Number.isSafeInteger(maxGasPerBatch) || maxGasPerBatch < oneEntry || maxGasPerBatch > TX_GAS_CAP) {
+    throw new SettlementEncodingError(`maxGasPerBatch must be an integer from ${oneEntry} to ${TX_GAS_CAP}, got ${maxGasPerBatch}`, {
+      field: "maxGasPerBatch",
+      value: maxGasPerBatch,
+    });
   }
+  const batches: SettlementEntry[][] = [];
+  let batch: SettlementEntry[] = [];
+  let tokens = new Set<number>();
+  for (const e of entries) {
+    const newToken = !tokens.has(e.tokenIndex);
+    const gas =
+      BATCH_GAS.perBatch +
+      (batch.length + 1) * BATCH_GAS.perEntry +
+      (tokens.size + (newToken ? 1 : 0)) * BATCH_GAS.perToken +
+      entryMemoryGas(batch.length + 1);
+    if (batch.length > 0 && (batch.length === maxEntriesPerBatch || gas > maxGasPerBatch)) {
+      batches.push(batch);
+      batch = [];
+      tokens = new Set();
+    }
+    batch.push(e);
+    tokens.add(e.tokenIndex);
+  }
+  if (batch.length > 0) batches.push(batch);
   return batches;
 }
 

@@ -1,5 +1,6 @@
 // Step 3 of settlement: turns a closed-out session into its settlement plan: the engine's netted
-// deltas cut into hash-chained batches, and the fill log whose hash is committed beside them.
+// deltas cut into hash-chained batches, each one sized so its gas is bounded by its entries alone
+// (batches.ts: batchGasBound), and the fill log whose hash is committed beside them.
 // Pure: the same journal gives the same plan, byte for byte, which is what makes a resumed
 // settlement safe.
 import { buildBatchChain, netByToken, splitIntoBatches } from "./batches.ts";
@@ -38,6 +39,8 @@ export interface PlanInput {
   /** The engine's netted deltas. */
   deltas: readonly NetDelta[];
   maxEntriesPerBatch: number;
+  /** Gas budget of one batch by batchGasBound (default DEFAULT_MAX_GAS_PER_BATCH, 12 M). */
+  maxGasPerBatch?: number;
 }
 
 export class PlanMismatchError extends Error {
@@ -83,7 +86,7 @@ export function buildPlan(input: PlanInput): { plan: SettlementPlan; fillLog: st
     if (sum !== 0n) throw new PlanMismatchError(`session ${input.sessionId}: token ${token} deltas sum to ${sum}, not zero`);
   }
 
-  const chain = buildBatchChain(input.sessionId, splitIntoBatches(deltas, input.maxEntriesPerBatch));
+  const chain = buildBatchChain(input.sessionId, splitIntoBatches(deltas, input.maxEntriesPerBatch, input.maxGasPerBatch));
   return {
     plan: {
       sessionId: input.sessionId,

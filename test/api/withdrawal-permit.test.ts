@@ -65,6 +65,7 @@ describe("POST /withdrawal-permit: one signed request, one permit", function () 
     } as unknown as SessionRunner;
     const chain = {
       permits: {
+        deadline: async (nowSec: number, ttlSec: number) => BigInt(nowSec + ttlSec),
         sign: async () => {
           signatures++;
           return `0x${"11".repeat(65)}` as Hex;

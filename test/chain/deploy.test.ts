@@ -6,7 +6,7 @@ import { network } from "hardhat";
 import { getAddress } from "viem";
 import CMEVaultModule from "../../ignition/modules/CMEVault.ts";
 import { readDeployment } from "../../keeper/chain/deployment.ts";
-import { deployCME, SETTLER_ROLE, writeDeployment } from "../../keeper/chain/deploy.ts";
+import { deployCME, GUARDIAN_ROLE, LOCAL_GUARDIAN, SETTLER_ROLE, writeDeployment } from "../../keeper/chain/deploy.ts";
 
 describe("deployment", () => {
   describe("deployCME", () => {
@@ -33,6 +33,12 @@ describe("deployment", () => {
       expect(await vault.read.accountIdOf([record.treasury])).to.equal(1);
       expect(await vault.read.accountIdOf([record.insurance])).to.equal(2);
       expect(await vault.read.gracePeriod()).to.equal(300n);
+      // local defaults: the guardian is Hardhat #19 (no other role), the windows at the vault's floors
+      expect(await vault.read.hasRole([GUARDIAN_ROLE, LOCAL_GUARDIAN])).to.equal(true);
+      expect(await vault.read.hasRole([SETTLER_ROLE, LOCAL_GUARDIAN])).to.equal(false);
+      expect(await vault.read.hasRole([GUARDIAN_ROLE, record.settler])).to.equal(false);
+      expect(await vault.read.sessionGap()).to.equal(await vault.read.MIN_SESSION_GAP());
+      expect(await vault.read.challengeWindow()).to.equal(await vault.read.MIN_CHALLENGE_WINDOW());
       const publicClient = await viem.getPublicClient();
       expect(await publicClient.getCode({ address: record.vault, blockNumber: BigInt(record.startBlock) })).to.not.equal(
         undefined,
@@ -59,6 +65,35 @@ describe("deployment", () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+
+    it("grants the guardian role to a configured address and sets the windows it is given", async () => {
+      const { viem } = await network.create();
+      const [, settler, treasury, insurance, guardian] = await viem.getWalletClients();
+      const record = await deployCME(viem, {
+        settler: settler!.account.address,
+        treasury: treasury!.account.address,
+        insurance: insurance!.account.address,
+        guardian: guardian!.account.address,
+        gracePeriod: 300n,
+        sessionGap: 1_800n,
+        challengeWindow: 3_600n,
+        mocks: true,
+      });
+      const vault = await viem.getContractAt("CMEVault", record.vault);
+      expect(await vault.read.hasRole([GUARDIAN_ROLE, guardian!.account.address])).to.equal(true);
+      expect(await vault.read.hasRole([GUARDIAN_ROLE, LOCAL_GUARDIAN])).to.equal(false);
+      expect(await vault.read.sessionGap()).to.equal(1_800n);
+      expect(await vault.read.challengeWindow()).to.equal(3_600n);
+      // below the floors the vault refuses, and so the deployment fails
+      let failed = false;
+      try {
+        const me = settler!.account.address;
+        await deployCME(viem, { settler: me, treasury: me, insurance: me, gracePeriod: 300n, challengeWindow: 60n, mocks: false });
+      } catch (err) {
+        failed = /ChallengeWindowOutOfRange/.test(String(err));
+      }
+      expect(failed).to.equal(true);
     });
 
     it("lists already deployed tokens without mocks", async () => {

@@ -1,17 +1,20 @@
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
-import { getAddress, toFunctionSelector, zeroAddress, type AbiFunction, type Hex } from "viem";
-import { GRACE, vaultFixture } from "../support/vault.ts";
+import { getAddress, keccak256, toFunctionSelector, toHex, zeroAddress, type AbiFunction, type Hex } from "viem";
+import { LOCAL_GUARDIAN } from "../../keeper/chain/deploy.ts";
+import { cmeFixture, GRACE, USDC } from "./fixture.ts";
 
 const ADMIN_ROLE: Hex = `0x${"00".repeat(32)}`;
+const SETTLER_ROLE = keccak256(toHex("SETTLER_ROLE"));
+const GUARDIAN_ROLE = keccak256(toHex("GUARDIAN_ROLE"));
 
 describe("CMEVault administration", () => {
   let connection: NetworkConnection;
   before(async () => {
     connection = await network.create();
   });
-  const load = () => connection.networkHelpers.loadFixture(vaultFixture);
+  const load = () => connection.networkHelpers.loadFixture(cmeFixture);
 
   describe("constructor", () => {
     it("grants the admin role and sets the grace period", async () => {
@@ -26,6 +29,31 @@ describe("CMEVault administration", () => {
         toBlock: BigInt(record.startBlock),
       });
       expect(logs.map((l) => l.args.gracePeriod)).to.deep.equal([GRACE]);
+    });
+
+    it("starts with the session gap and challenge window at their floors, and emits both", async () => {
+      const { vault, publicClient, record } = await load();
+      expect(await vault.read.MIN_SESSION_GAP()).to.equal(600n);
+      expect(await vault.read.MIN_CHALLENGE_WINDOW()).to.equal(900n);
+      expect(await vault.read.MAX_CHALLENGE_WINDOW()).to.equal(3n * 86_400n);
+      expect(await vault.read.sessionGap()).to.equal(600n);
+      expect(await vault.read.challengeWindow()).to.equal(900n);
+      expect(await vault.read.nextSessionAt()).to.equal(0n);
+      const at = { fromBlock: BigInt(record.startBlock), toBlock: BigInt(record.startBlock) };
+      const gaps = await publicClient.getContractEvents({ address: vault.address, abi: vault.abi, eventName: "SessionGapSet", ...at });
+      const windows = await publicClient.getContractEvents({ address: vault.address, abi: vault.abi, eventName: "ChallengeWindowSet", ...at });
+      expect(gaps.map((l) => l.args.sessionGap)).to.deep.equal([600n]);
+      expect(windows.map((l) => l.args.challengeWindow)).to.deep.equal([900n]);
+    });
+
+    it("keeps the guardian apart: deploy grants GUARDIAN_ROLE to the local guardian only", async () => {
+      const { vault, admin, settler, guardian } = await load();
+      expect(getAddress(guardian.account.address)).to.equal(LOCAL_GUARDIAN);
+      expect(await vault.read.hasRole([GUARDIAN_ROLE, LOCAL_GUARDIAN])).to.equal(true);
+      expect(await vault.read.hasRole([GUARDIAN_ROLE, admin.account.address])).to.equal(false);
+      expect(await vault.read.hasRole([GUARDIAN_ROLE, settler.account.address])).to.equal(false);
+      expect(await vault.read.hasRole([SETTLER_ROLE, LOCAL_GUARDIAN])).to.equal(false);
+      expect(await vault.read.GUARDIAN_ROLE()).to.equal(GUARDIAN_ROLE);
     });
 
     it("refuses a zero admin and a grace period above the maximum", async () => {
@@ -143,6 +171,79 @@ describe("CMEVault administration", () => {
     });
   });
 
+  describe("setSessionGap", () => {
+    it("updates the gap from the next finalize or void, and emits SessionGapSet", async () => {
+      const { vault, viem, admin, runSession, now } = await load();
+      await runSession([]);
+      const open = await vault.read.nextSessionAt();
+      await viem.assertions.emitWithArgs(
+        vault.write.setSessionGap([3_600n], { account: admin.account }),
+        vault,
+        "SessionGapSet",
+        [3_600n],
+      );
+      expect(await vault.read.sessionGap()).to.equal(3_600n);
+      // the window already open keeps its end
+      expect(await vault.read.nextSessionAt()).to.equal(open);
+      await runSession([]);
+      expect(await vault.read.nextSessionAt()).to.equal((await now()) + 3_600n);
+    });
+
+    it("refuses less than MIN_SESSION_GAP and callers without the admin role", async () => {
+      const { vault, viem, admin, settler } = await load();
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.setSessionGap([599n], { account: admin.account }),
+        vault,
+        "SessionGapTooShort",
+        [599n, 600n],
+      );
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.setSessionGap([3_600n], { account: settler.account }),
+        vault,
+        "AccessControlUnauthorizedAccount",
+        [getAddress(settler.account.address), ADMIN_ROLE],
+      );
+    });
+  });
+
+  describe("setChallengeWindow", () => {
+    it("updates the window for windows that start later, and emits ChallengeWindowSet", async () => {
+      const { vault, viem, admin, asSettler, startSession, beginSettlement, trade, now } = await load();
+      const id = await startSession();
+      const chain = await beginSettlement(id, trade, 10);
+      await vault.write.postBatch([id, 0, chain.links[0]!.entries, chain.links[0]!.next], asSettler);
+      const finalizableAt = (await vault.read.session([id])).finalizableAt;
+      await viem.assertions.emitWithArgs(
+        vault.write.setChallengeWindow([86_400n], { account: admin.account }),
+        vault,
+        "ChallengeWindowSet",
+        [86_400n],
+      );
+      expect(await vault.read.challengeWindow()).to.equal(86_400n);
+      expect((await vault.read.session([id])).finalizableAt).to.equal(finalizableAt);
+      expect(BigInt(finalizableAt) < (await now()) + 86_400n).to.equal(true);
+    });
+
+    it("refuses outside [MIN_CHALLENGE_WINDOW, MAX_CHALLENGE_WINDOW] and callers without the admin role", async () => {
+      const { vault, viem, admin, guardian } = await load();
+      for (const w of [899n, 3n * 86_400n + 1n]) {
+        await viem.assertions.revertWithCustomErrorWithArgs(
+          vault.write.setChallengeWindow([w], { account: admin.account }),
+          vault,
+          "ChallengeWindowOutOfRange",
+          [w, 900n, 3n * 86_400n],
+        );
+      }
+      await vault.write.setChallengeWindow([3n * 86_400n], { account: admin.account });
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.setChallengeWindow([900n], { account: guardian.account }),
+        vault,
+        "AccessControlUnauthorizedAccount",
+        [getAddress(guardian.account.address), ADMIN_ROLE],
+      );
+    });
+  });
+
   describe("pause / unpause", () => {
     it("pauses and unpauses deposits, admin only", async () => {
       const { vault, viem, admin, settler } = await load();
@@ -183,6 +284,10 @@ describe("CMEVault administration", () => {
       expect(await vault.read.balanceOf([stranger.account.address, admin.account.address])).to.equal(0n);
       expect(await vault.read.slotOf([stranger.account.address, usdc.address])).to.deep.equal([0n, 0n, 0]);
       expect(await vault.read.sessionNet([1, admin.account.address])).to.equal(0n);
+      expect(await vault.read.withdrawable([stranger.account.address, usdc.address])).to.equal(0n);
+      expect(await vault.read.withdrawable([stranger.account.address, admin.account.address])).to.equal(0n);
+      expect(await vault.read.totalBalance([admin.account.address])).to.equal(0n);
+      expect(await vault.read.totalBalance([usdc.address])).to.equal(USDC(15_000));
       expect((await vault.read.session([9])).phase).to.equal(0);
     });
 

@@ -3,14 +3,13 @@ import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { encodeFunctionData, getAddress, maxUint256, zeroAddress } from "viem";
 import { encodeEntries, batchLinkHash, ZERO_HASH } from "../../keeper/settlement/batches.ts";
-import { FILL_LOG_HASH, PEPE, USDC, vaultFixture } from "../support/vault.ts";
+import { cmeFixture, FILL_LOG_HASH, MAX_BALANCE, PEPE, USDC } from "./fixture.ts";
 
 const E33 = 10n ** 33n;
-const MAX_BALANCE = 2n ** 112n - 1n;
 
 /** The vault fixture plus the hostile tokens listed (indexes 4..7) and funded for alice. */
 async function hostileFixture(connection: NetworkConnection) {
-  const f = await vaultFixture(connection);
+  const f = await cmeFixture(connection);
   const { viem, vault, admin, alice } = f;
   const fot = await viem.deployContract("FeeOnTransferToken", [100n]); // 1% fee
   const noReturn = await viem.deployContract("NoReturnToken");
@@ -36,7 +35,7 @@ describe("CMEVault deposits", () => {
   before(async () => {
     connection = await network.create();
   });
-  const load = () => connection.networkHelpers.loadFixture(vaultFixture);
+  const load = () => connection.networkHelpers.loadFixture(cmeFixture);
   const loadHostile = () => connection.networkHelpers.loadFixture(hostileFixture);
 
   describe("register", () => {
@@ -119,7 +118,7 @@ describe("CMEVault deposits", () => {
       await vault.write.deposit([usdc.address, USDC(2)], { account: alice.account });
       expect(await vault.read.slotOf([alice.account.address, usdc.address])).to.deep.equal([USDC(10_003), -USDC(1_001), id]);
       expect(await vault.read.balanceOf([alice.account.address, usdc.address])).to.equal(USDC(10_003));
-      await vault.write.finalize([id], asSettler);
+      await f.finalize(id);
       expect(await vault.read.balanceOf([alice.account.address, usdc.address])).to.equal(USDC(9_002));
     });
 
@@ -130,7 +129,7 @@ describe("CMEVault deposits", () => {
       expect(await vault.read.slotOf([alice.account.address, usdc.address])).to.deep.equal([USDC(9_000), 0n, 0]);
     });
 
-    it("holds balances of 1e33 base units and refuses a balance above 2^112 - 1", async () => {
+    it("holds balances of 1e33 base units and refuses a deposit that takes the token's total above 2^112 - 1", async () => {
       const { vault, viem, alice, carol, pepe, runSession } = await load();
       await pepe.write.mint([alice.account.address, 8n * E33]);
       await vault.write.deposit([pepe.address, 2n * E33], { account: alice.account });
@@ -143,42 +142,52 @@ describe("CMEVault deposits", () => {
       ]);
       expect(await vault.read.balanceOf([alice.account.address, pepe.address])).to.equal(E33);
       expect(await vault.read.balanceOf([carol.account.address, pepe.address])).to.equal(E33);
-      const room = MAX_BALANCE - E33;
+      const total = 2n * E33 + PEPE(1_000_000); // alice, carol, and bob's 1e24
+      expect(await vault.read.totalBalance([pepe.address])).to.equal(total);
+      const room = MAX_BALANCE - total;
       await viem.assertions.revertWithCustomErrorWithArgs(
         vault.write.deposit([pepe.address, room + 1n], { account: alice.account }),
         vault,
-        "BalanceOverflow",
-        [3n, 1, MAX_BALANCE + 1n],
+        "TotalBalanceOverflow",
+        [pepe.address, MAX_BALANCE + 1n],
       );
       await vault.write.deposit([pepe.address, room], { account: alice.account });
-      expect(await vault.read.balanceOf([alice.account.address, pepe.address])).to.equal(MAX_BALANCE);
-      await vault.write.withdraw([pepe.address, MAX_BALANCE], { account: alice.account });
-      expect(await vault.read.balanceOf([alice.account.address, pepe.address])).to.equal(0n);
+      expect(await vault.read.totalBalance([pepe.address])).to.equal(MAX_BALANCE);
+      expect(await vault.read.balanceOf([alice.account.address, pepe.address])).to.equal(E33 + room);
+      // withdrawing makes room again
+      await vault.write.withdraw([pepe.address, E33 + room], { account: alice.account });
+      expect(await vault.read.totalBalance([pepe.address])).to.equal(E33 + PEPE(1_000_000));
     });
 
-    it("refuses a deposit that would overflow once a pending credit is finalized", async () => {
+    it("keeps a committed credit postable whatever an outsider deposits, before or after the commit", async () => {
       const f = await load();
-      const { vault, viem, alice, bob, pepe, asSettler } = f;
+      const { vault, viem, alice, bob, stranger, pepe, asSettler } = f;
       await pepe.write.mint([alice.account.address, 6n * E33]);
+      await pepe.write.mint([stranger.account.address, MAX_BALANCE]);
       await vault.write.deposit([pepe.address, 2n * E33], { account: alice.account });
+      // before the commit: a stranger fills bob's slot as far as the cap lets it
+      const before = MAX_BALANCE - (await vault.read.totalBalance([pepe.address])) - E33;
+      await vault.write.depositFor([bob.account.address, pepe.address, before], { account: stranger.account });
       const id = await f.startSession();
       const packed = encodeEntries([
         { accountId: 3, tokenIndex: 1, delta: -2n * E33 },
         { accountId: 4, tokenIndex: 1, delta: 2n * E33 },
       ]);
       await vault.write.beginSettlement([id, batchLinkHash(id, 0, packed, ZERO_HASH), 1, FILL_LOG_HASH], asSettler);
-      await vault.write.postBatch([id, 0, packed, ZERO_HASH], asSettler);
-      // bob: settled 1e24, pending +2e33
-      const room = MAX_BALANCE - PEPE(1_000_000) - 2n * E33;
+      // after the commit: the stranger tries to push bob past the room the credit needs
       await viem.assertions.revertWithCustomErrorWithArgs(
-        vault.write.depositFor([bob.account.address, pepe.address, room + 1n], { account: alice.account }),
+        vault.write.depositFor([bob.account.address, pepe.address, E33 + 1n], { account: stranger.account }),
         vault,
-        "BalanceOverflow",
-        [4n, 1, MAX_BALANCE + 1n],
+        "TotalBalanceOverflow",
+        [pepe.address, MAX_BALANCE + 1n],
       );
-      await vault.write.depositFor([bob.account.address, pepe.address, room], { account: alice.account });
-      await vault.write.finalize([id], asSettler);
+      await vault.write.depositFor([bob.account.address, pepe.address, E33], { account: stranger.account });
+      expect(await vault.read.totalBalance([pepe.address])).to.equal(MAX_BALANCE);
+      // bob's slot: settled MAX - 2e33, and the 2e33 credit still posts and folds to exactly the cap
+      await vault.write.postBatch([id, 0, packed, ZERO_HASH], asSettler);
+      await f.finalize(id);
       expect(await vault.read.balanceOf([bob.account.address, pepe.address])).to.equal(MAX_BALANCE);
+      expect(await vault.read.balanceOf([alice.account.address, pepe.address])).to.equal(0n);
     });
   });
 
@@ -295,6 +304,34 @@ describe("CMEVault deposits", () => {
       await vault.write.withdraw([fot.address, PEPE(99)], { account: alice.account });
       expect(await fot.read.balanceOf([alice.account.address])).to.equal(before + (PEPE(99) * 99n) / 100n);
       expect(await fot.read.balanceOf([vault.address])).to.equal(0n);
+    });
+
+    it("refuses a token whose transfer shrinks the vault's balance, with a custom error", async () => {
+      const { vault, viem, admin, alice } = await loadHostile();
+      const shrink = await viem.deployContract("ShrinkOnReceiptToken");
+      await vault.write.listToken([shrink.address], { account: admin.account });
+      await shrink.write.mint([vault.address, PEPE(100)]); // what the vault already holds
+      await shrink.write.mint([alice.account.address, PEPE(10)]);
+      await shrink.write.approve([vault.address, PEPE(10)], { account: alice.account });
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.deposit([shrink.address, PEPE(10)], { account: alice.account }),
+        vault,
+        "TokenBalanceDecreased",
+        [shrink.address, PEPE(100), PEPE(90)],
+      );
+      expect(await vault.read.balanceOf([alice.account.address, shrink.address])).to.equal(0n);
+      expect(await shrink.read.balanceOf([vault.address])).to.equal(PEPE(100));
+    });
+
+    it("credits a sender-fee token with the amount: the fee comes out of the sender's wallet", async () => {
+      const { vault, viem, admin, alice } = await loadHostile();
+      const fee = await viem.deployContract("SenderFeeToken", [100n]);
+      await vault.write.listToken([fee.address], { account: admin.account });
+      await fee.write.mint([alice.account.address, PEPE(1_000)]);
+      await fee.write.approve([vault.address, PEPE(1_000)], { account: alice.account });
+      await vault.write.deposit([fee.address, PEPE(100)], { account: alice.account });
+      expect(await vault.read.balanceOf([alice.account.address, fee.address])).to.equal(PEPE(100));
+      expect(await fee.read.balanceOf([alice.account.address])).to.equal(PEPE(899));
     });
 
     it("moves a token whose transfer functions return nothing", async () => {

@@ -14,15 +14,20 @@ interface IMintableToken {
     function balanceOf(address account) external view returns (uint256);
 }
 
-/// @notice Drives the vault through random deposits, withdrawals (free and by permit), donations,
-/// sessions, batches, finalize and void, as admin and settler, and keeps a model of what every
-/// balance must be. Some sessions are deliberately wrong (unbalanced or overdrawn) to check the
-/// vault refuses to finalize them.
+/// @notice Drives the vault through random deposits (the owners' and an outsider's, up to the
+/// 2^112 cap), withdrawals (free, by permit, and while settling), donations, sessions, batches,
+/// finalize, void and the guardian's veto, as admin, settler and guardian, and keeps a model of
+/// what every balance must be. Some sessions are deliberately wrong (unbalanced or overdrawn) to
+/// check the vault refuses to finalize them. Time moves only forward, and the session gap and
+/// challenge window are probed from inside before they are waited out.
 contract VaultHandler is Cheats {
     uint256 internal constant ACTORS = 4;
     uint256 internal constant TOKENS = 3;
     uint256 internal constant SETTLER_KEY = 0x5E771E5;
     uint256 internal constant MAX_DELTA = uint256(uint112(type(int112).max));
+    uint256 internal constant MAX_BALANCE = type(uint112).max;
+    address internal constant GUARDIAN = address(0x6A4D);
+    address internal constant OUTSIDER = address(0x0B5);
 
     CMEVault public immutable vault;
     address[TOKENS] public tokens;
@@ -43,13 +48,22 @@ contract VaultHandler is Cheats {
     bool public ghostOverdraw; // a withdrawal beyond the balance, or a permit replay, succeeded
     bool public ghostBadFinalize; // an unbalanced session finalized, or one leaving a negative balance
     bool public ghostHonestRefused; // a correct, fully posted session failed to finalize
+    bool public ghostHonestBatchRefused; // a batch of a session that overdraws nobody was refused
     bool public ghostEarlyVoid; // a session was voided before deadline + grace
+    bool public ghostEarlyStart; // a session started inside the gap after the last one ended
+    bool public ghostEarlyFinalize; // a session finalized inside its challenge window
+    bool public ghostBadVeto; // someone else than the guardian vetoed, or the guardian could not
+    bool public ghostBadDeposit; // a deposit refused below the cap, or accepted above it
+    bool public ghostFreeTradingWithdrawal; // a withdrawal without permit while trading
     uint256 public finalized;
     uint256 public voided;
+    uint256 public vetoed;
+    uint256 public settlingWithdrawals;
 
     constructor() {
         vault = new CMEVault(address(this), 1 hours);
         vault.grantRole(vault.SETTLER_ROLE(), address(this));
+        vault.grantRole(vault.GUARDIAN_ROLE(), GUARDIAN);
         vault.grantRole(vault.SETTLER_ROLE(), vm.addr(SETTLER_KEY));
         tokens[0] = address(new MockUSDC());
         tokens[1] = address(new MockMemecoin("Meme", "MEME"));
@@ -65,31 +79,72 @@ contract VaultHandler is Cheats {
 
     function deposit(uint256 actorSeed, uint256 tokenSeed, uint256 amount) external {
         address who = participants[actorSeed % ACTORS];
-        address token = tokens[tokenSeed % TOKENS];
-        amount = bound(amount, 1, 1e30);
-        IMintableToken(token).mint(who, amount);
-        vm.prank(who);
-        IMintableToken(token).approve(address(vault), amount);
-        vm.prank(who);
-        uint256 credited = vault.deposit(token, amount);
-        ghostBalance[who][token] += int256(credited);
+        _depositFrom(who, who, tokens[tokenSeed % TOKENS], bound(amount, 1, 1e30));
     }
 
-    function withdraw(uint256 actorSeed, uint256 tokenSeed, uint256 amount, bool toOther) external {
-        (, ICMEVault.Phase phase) = _current();
-        if (phase == ICMEVault.Phase.Trading || phase == ICMEVault.Phase.Settling) return;
+    /// @dev An outsider credits any account, in any phase, with amounts up to the cap and beyond:
+    /// it must never make a committed batch unpostable (ghostHonestBatchRefused).
+    function outsiderDeposit(uint256 actorSeed, uint256 tokenSeed, uint256 amount) external {
         address who = participants[actorSeed % (ACTORS + 1)];
         address token = tokens[tokenSeed % TOKENS];
-        uint256 balance = vault.balanceOf(who, token);
-        if (balance == 0) return;
-        amount = bound(amount, 1, balance);
+        uint256 room = MAX_BALANCE - vault.totalBalance(token);
+        // mostly near the room left, sometimes just past it
+        amount = bound(amount, 1, room + 1e18);
+        _depositFrom(OUTSIDER, who, token, amount);
+    }
+
+    function _depositFrom(address from, address who, address token, uint256 amount) internal {
+        IMintableToken(token).mint(from, amount);
+        vm.prank(from);
+        IMintableToken(token).approve(address(vault), amount);
+        uint256 total = vault.totalBalance(token);
+        uint256 held = IMintableToken(token).balanceOf(address(vault));
+        vm.prank(from);
+        try vault.depositFor(who, token, amount) returns (uint256 credited) {
+            if (total + credited > MAX_BALANCE) ghostBadDeposit = true;
+            ghostBalance[who][token] += int256(credited);
+        } catch (bytes memory reason) {
+            // the only refusal: the sum of balances would pass the cap (fee tokens credit less
+            // than `amount`, so compare with what would have arrived)
+            uint256 arriving = token == tokens[2] ? amount - amount * 50 / 10_000 : amount;
+            bytes memory expected =
+                abi.encodeWithSelector(ICMEVault.TotalBalanceOverflow.selector, token, total + arriving);
+            if (keccak256(reason) != keccak256(expected) || total + arriving <= MAX_BALANCE) ghostBadDeposit = true;
+            require(IMintableToken(token).balanceOf(address(vault)) == held, "refused deposit moved tokens");
+        }
+    }
+
+    /// @dev Without a permit: free between sessions, refused while trading, and while settling up
+    /// to `withdrawable` (min(pre, pre + delta) once the delta is posted).
+    function withdraw(uint256 actorSeed, uint256 tokenSeed, uint256 amount, bool toOther) external {
+        (, ICMEVault.Phase phase) = _current();
+        address who = participants[actorSeed % (ACTORS + 1)];
+        address token = tokens[tokenSeed % TOKENS];
+        if (phase == ICMEVault.Phase.Trading) {
+            if (vault.balanceOf(who, token) == 0) return;
+            vm.prank(who);
+            try vault.withdraw(token, 1) {
+                ghostFreeTradingWithdrawal = true;
+            } catch {}
+            return;
+        }
+        uint256 available = vault.withdrawable(who, token);
+        if (available == 0) {
+            vm.prank(who);
+            try vault.withdraw(token, 1) {
+                ghostOverdraw = true;
+            } catch {}
+            return;
+        }
+        amount = bound(amount, 1, available);
         vm.prank(who);
         if (toOther) vault.withdrawTo(token, amount, address(0xD00D));
         else vault.withdraw(token, amount);
         ghostBalance[who][token] -= int256(amount);
-        // nobody withdraws more than they own
+        if (phase == ICMEVault.Phase.Settling) ++settlingWithdrawals;
+        // nobody withdraws more than they may
         vm.prank(who);
-        try vault.withdraw(token, balance - amount + 1) {
+        try vault.withdraw(token, available - amount + 1) {
             ghostOverdraw = true;
         } catch {}
     }
@@ -132,9 +187,19 @@ contract VaultHandler is Cheats {
         ghostDonated[t] += amount;
     }
 
-    function startSession() external {
+    /// @dev Probes the session gap from inside (must refuse), then waits it out if `wait`.
+    function startSession(bool wait) external {
         (uint32 id, ICMEVault.Phase phase) = _current();
         if (phase == ICMEVault.Phase.Trading || phase == ICMEVault.Phase.Settling) return;
+        uint256 opensAt = vault.nextSessionAt();
+        if (block.timestamp < opensAt) {
+            try vault.startSession(id + 1, uint64(block.timestamp + 1 days)) {
+                ghostEarlyStart = true;
+                return;
+            } catch {}
+            if (!wait) return;
+            vm.warp(opensAt);
+        }
         vault.startSession(id + 1, uint64(block.timestamp + 1 days));
     }
 
@@ -194,7 +259,8 @@ contract VaultHandler is Cheats {
         vault.beginSettlement(id, next, uint32(_batches.length), keccak256(all));
     }
 
-    /// @dev An honest keeper's last step: post what is left, then finalize.
+    /// @dev An honest keeper's last step: post what is left, wait out the challenge window, then
+    /// finalize.
     function completeSettlement() external {
         (, ICMEVault.Phase phase) = _current();
         if (phase != ICMEVault.Phase.Settling) return;
@@ -203,7 +269,7 @@ contract VaultHandler is Cheats {
             this.postBatch();
             if (_posted == before) break; // a refused batch (overdrawn session) stalls settlement
         }
-        this.finalize();
+        this.finalize(true);
     }
 
     function postBatch() external {
@@ -211,12 +277,26 @@ contract VaultHandler is Cheats {
         if (phase != ICMEVault.Phase.Settling || _posted == _batches.length) return;
         try vault.postBatch(id, uint32(_posted), _batches[_posted], _nexts[_posted]) {
             ++_posted;
-        } catch {}
+        } catch {
+            // deposits (anyone's) only add, and withdrawals while settling keep every posted
+            // balance non-negative and touch no unposted one: only an overdrawn plan is refused
+            if (!_overdrawn) ghostHonestBatchRefused = true;
+        }
     }
 
-    function finalize() external {
+    /// @dev Probes the challenge window from inside (must refuse), then waits it out if `wait`.
+    function finalize(bool wait) external {
         (uint32 id, ICMEVault.Phase phase) = _current();
         if (phase != ICMEVault.Phase.Settling) return;
+        uint256 finalizableAt = vault.session(id).finalizableAt;
+        if (_posted == _batches.length && block.timestamp < finalizableAt) {
+            try vault.finalize(id) {
+                ghostEarlyFinalize = true;
+                return;
+            } catch {}
+            if (!wait) return;
+            vm.warp(finalizableAt);
+        }
         try vault.finalize(id) {
             // An overdrawn delta may legitimately pass if a deposit arrived before its batch was
             // posted; what must never happen is a finalized session that does not net to zero or
@@ -233,6 +313,24 @@ contract VaultHandler is Cheats {
         } catch {
             // a balanced session whose batches were all accepted must finalize
             if (!_unbalanced && _posted == _batches.length) ghostHonestRefused = true;
+        }
+    }
+
+    /// @dev The guardian's veto, at any point of trading or settling; nobody else's works.
+    function veto(bool asSettler) external {
+        (uint32 id, ICMEVault.Phase phase) = _current();
+        if (phase != ICMEVault.Phase.Trading && phase != ICMEVault.Phase.Settling) return;
+        if (asSettler) {
+            try vault.vetoSession(id, "not mine to veto") {
+                ghostBadVeto = true;
+            } catch {}
+            return;
+        }
+        vm.prank(GUARDIAN);
+        try vault.vetoSession(id, "fill log mismatch") {
+            ++vetoed;
+        } catch {
+            ghostBadVeto = true;
         }
     }
 
@@ -286,7 +384,8 @@ contract CMEVaultInvariantTest {
     }
 
     /// @notice Solvency: the vault holds at least what every account can withdraw (exactly that
-    /// plus donations, since deposits credit what arrived and withdrawals debit what left).
+    /// plus donations, since deposits credit what arrived and withdrawals debit what left), and
+    /// its total-balance counter is that sum, within the 2^112 cap.
     /// forge-config: default.invariant.runs = 48
     /// forge-config: default.invariant.depth = 60
     function invariant_solvency() public view {
@@ -297,7 +396,10 @@ contract CMEVaultInvariantTest {
             uint256 held = IMintableToken(token).balanceOf(address(vault));
             require(held >= owed, "insolvent");
             require(held == owed + handler.ghostDonated(t), "accounting drift");
+            require(vault.totalBalance(token) == owed, "total balance drift");
+            require(owed <= type(uint112).max, "total above the cap");
         }
+        require(!handler.ghostBadDeposit(), "deposit cap misapplied");
     }
 
     /// @notice Every balance is what deposits, withdrawals and finalized sessions made it, and
@@ -321,11 +423,32 @@ contract CMEVaultInvariantTest {
         }
     }
 
-    /// @notice Nobody withdraws more than they own, and no permit works twice.
+    /// @notice Nobody withdraws more than they may (their balance, or while settling what they
+    /// own whichever way the session ends), nobody withdraws without a permit while trading, and
+    /// no permit works twice.
     /// forge-config: default.invariant.runs = 48
     /// forge-config: default.invariant.depth = 60
     function invariant_noOverdraw() public view {
         require(!handler.ghostOverdraw(), "overdraw");
+        require(!handler.ghostFreeTradingWithdrawal(), "withdrawal without permit while trading");
+    }
+
+    /// @notice The clocks and the veto: no session starts inside the gap after the last one
+    /// ended, none finalizes inside its challenge window, only the guardian vetoes, and its veto
+    /// always works before finalize; no committed batch of a plan that overdraws nobody is ever
+    /// refused, whatever was deposited or withdrawn meanwhile.
+    /// forge-config: default.invariant.runs = 48
+    /// forge-config: default.invariant.depth = 60
+    function invariant_clocksVetoAndPostability() public view {
+        require(!handler.ghostEarlyStart(), "started inside the gap");
+        require(!handler.ghostEarlyFinalize(), "finalized inside the challenge window");
+        require(!handler.ghostBadVeto(), "veto misapplied");
+        require(!handler.ghostHonestBatchRefused(), "committed batch refused");
+        uint32 id = vault.currentSessionId();
+        ICMEVault.Phase phase = vault.session(id).phase;
+        if (phase == ICMEVault.Phase.Finalized || phase == ICMEVault.Phase.Voided) {
+            require(vault.nextSessionAt() >= vault.sessionGap(), "no gap after the last session");
+        }
     }
 
     /// @notice Finalized sessions net to zero: unbalanced or overdrawn settlements never finalize,

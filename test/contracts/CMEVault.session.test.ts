@@ -3,25 +3,28 @@ import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { keccak256, parseEventLogs, toHex, type Hex } from "viem";
 import {
+  batchGasBound,
   batchLinkHash,
   buildBatchChain,
+  DEFAULT_MAX_GAS_PER_BATCH,
   decodeEntries,
   encodeEntries,
   splitIntoBatches,
+  TX_GAS_CAP,
   ZERO_HASH,
   type SettlementEntry,
 } from "../../keeper/settlement/batches.ts";
-import { FILL_LOG_HASH, GRACE, PEPE, USDC, vaultFixture } from "../support/vault.ts";
+import { cmeFixture, FILL_LOG_HASH, GRACE, PEPE, Phase, USDC } from "./fixture.ts";
 
 const SETTLER_ROLE = keccak256(toHex("SETTLER_ROLE"));
-const Phase = { None: 0, Trading: 1, Settling: 2, Finalized: 3, Voided: 4 } as const;
+const GUARDIAN_ROLE = keccak256(toHex("GUARDIAN_ROLE"));
 
 describe("CMEVault sessions", () => {
   let connection: NetworkConnection;
   before(async () => {
     connection = await network.create();
   });
-  const load = () => connection.networkHelpers.loadFixture(vaultFixture);
+  const load = () => connection.networkHelpers.loadFixture(cmeFixture);
 
   describe("startSession", () => {
     it("starts session 1 in Trading with its deadline and emits SessionStarted", async () => {
@@ -108,6 +111,57 @@ describe("CMEVault sessions", () => {
       await vault.write.voidSession([id]);
       expect(await startSession()).to.equal(3);
     });
+
+    it("refuses inside the withdrawal window after a finalize, with the time it opens, and opens at that time", async () => {
+      const { vault, viem, asSettler, runSession, networkHelpers, publicClient } = await load();
+      const id = await runSession([]);
+      const receiptBlock = await publicClient.getBlock();
+      const opensAt = receiptBlock.timestamp + (await vault.read.sessionGap());
+      expect(await vault.read.nextSessionAt()).to.equal(opensAt);
+      expect(await vault.read.sessionGap()).to.equal(await vault.read.MIN_SESSION_GAP());
+      await networkHelpers.time.setNextBlockTimestamp(opensAt - 1n);
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.startSession([id + 1, opensAt + 3_600n], asSettler),
+        vault,
+        "SessionGapNotOver",
+        [opensAt],
+      );
+      await networkHelpers.time.setNextBlockTimestamp(opensAt);
+      await viem.assertions.emit(vault.write.startSession([id + 1, opensAt + 3_600n], asSettler), vault, "SessionStarted");
+    });
+
+    it("applies the window after a void and after a veto too", async () => {
+      const { vault, viem, asSettler, startSession, guardian, networkHelpers, now } = await load();
+      const first = await startSession(100n);
+      await networkHelpers.time.increase(100n + GRACE);
+      await vault.write.voidSession([first]);
+      const afterVoid = await vault.read.nextSessionAt();
+      expect(afterVoid).to.equal((await now()) + (await vault.read.sessionGap()));
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.startSession([first + 1, (await now()) + 3_600n], asSettler),
+        vault,
+        "SessionGapNotOver",
+        [afterVoid],
+      );
+      const second = await startSession();
+      await vault.write.vetoSession([second, "keeper key leaked"], { account: guardian.account });
+      const afterVeto = await vault.read.nextSessionAt();
+      expect(afterVeto).to.equal((await now()) + (await vault.read.sessionGap()));
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.startSession([second + 1, (await now()) + 3_600n], asSettler),
+        vault,
+        "SessionGapNotOver",
+        [afterVeto],
+      );
+    });
+
+    it("lets every user withdraw everything inside the window", async () => {
+      const { vault, runSession, trade, alice, bob, usdc, pepe } = await load();
+      await runSession(trade);
+      await vault.write.withdraw([usdc.address, USDC(8_999)], { account: alice.account });
+      await vault.write.withdraw([pepe.address, PEPE(900_000)], { account: bob.account });
+      expect(await vault.read.withdrawable([alice.account.address, pepe.address])).to.equal(PEPE(100_000));
+    });
   });
 
   describe("beginSettlement", () => {
@@ -188,7 +242,7 @@ describe("CMEVault sessions", () => {
     }
 
     it("accepts batches in order, records pending deltas invisibly and emits the packed entries", async () => {
-      const { vault, viem, publicClient, asSettler, id, chain, alice, usdc, pepe, trade } = await settling(2);
+      const { vault, viem, publicClient, asSettler, id, chain, alice, usdc, pepe, trade, finalize } = await settling(2);
       for (const l of chain.links) {
         const hash = await vault.write.postBatch([id, l.index, l.entries, l.next], asSettler);
         const receipt = await publicClient.waitForTransactionReceipt({ hash });
@@ -204,7 +258,7 @@ describe("CMEVault sessions", () => {
       expect(await vault.read.slotOf([alice.account.address, usdc.address])).to.deep.equal([USDC(10_000), -USDC(1_001), id]);
       expect(await vault.read.sessionNet([id, usdc.address])).to.equal(0n);
       expect(trade.length).to.equal(5);
-      await viem.assertions.emitWithArgs(vault.write.finalize([id], asSettler), vault, "SessionFinalized", [id]);
+      await viem.assertions.emitWithArgs(finalize(id), vault, "SessionFinalized", [id]);
     });
 
     it("keeps a running per-token net across batches", async () => {
@@ -312,7 +366,7 @@ describe("CMEVault sessions", () => {
     });
 
     it("refuses outside Settling and callers without SETTLER_ROLE", async () => {
-      const { vault, viem, asSettler, startSession, trade, alice } = await load();
+      const { vault, viem, asSettler, startSession, trade, alice, finalize } = await load();
       const id = await startSession();
       const l = buildBatchChain(id, [trade]).links[0]!;
       await viem.assertions.revertWithCustomErrorWithArgs(
@@ -329,7 +383,7 @@ describe("CMEVault sessions", () => {
         [alice.account.address, SETTLER_ROLE],
       );
       await vault.write.postBatch([id, 0, l.entries, l.next], asSettler);
-      await vault.write.finalize([id], asSettler);
+      await finalize(id);
       await viem.assertions.revertWithCustomErrorWithArgs(
         vault.write.postBatch([id, 0, l.entries, l.next], asSettler),
         vault,
@@ -443,12 +497,41 @@ describe("CMEVault sessions", () => {
       expect(await vault.read.slotOf([alice.account.address, usdc.address])).to.deep.equal([USDC(10_000), -USDC(1_001), 1]);
     });
 
-    it("finalizes a session without deltas", async () => {
-      const { vault, asSettler, startSession } = await load();
+    it("finalizes a session without deltas once the window that began at beginSettlement has passed", async () => {
+      const { vault, viem, asSettler, startSession, finalize, now } = await load();
       const id = await startSession();
       await vault.write.beginSettlement([id, ZERO_HASH, 0, FILL_LOG_HASH], asSettler);
-      await vault.write.finalize([id], asSettler);
+      const finalizableAt = (await now()) + (await vault.read.challengeWindow());
+      expect((await vault.read.session([id])).finalizableAt).to.equal(Number(finalizableAt));
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.finalize([id], asSettler),
+        vault,
+        "ChallengeWindowNotOver",
+        [id, finalizableAt],
+      );
+      await finalize(id);
       expect((await vault.read.session([id])).phase).to.equal(Phase.Finalized);
+    });
+
+    it("waits out the challenge window after the last batch, and only then", async () => {
+      const { vault, viem, asSettler, startSession, beginSettlement, trade, networkHelpers, now } = await load();
+      const id = await startSession();
+      const chain = await beginSettlement(id, trade, 2);
+      for (const l of chain.links.slice(0, 2)) await vault.write.postBatch([id, l.index, l.entries, l.next], asSettler);
+      expect((await vault.read.session([id])).finalizableAt).to.equal(0);
+      const last = chain.links[2]!;
+      await vault.write.postBatch([id, 2, last.entries, last.next], asSettler);
+      const finalizableAt = (await now()) + (await vault.read.challengeWindow());
+      expect((await vault.read.session([id])).finalizableAt).to.equal(Number(finalizableAt));
+      await networkHelpers.time.setNextBlockTimestamp(finalizableAt - 1n);
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.finalize([id], asSettler),
+        vault,
+        "ChallengeWindowNotOver",
+        [id, finalizableAt],
+      );
+      await networkHelpers.time.setNextBlockTimestamp(finalizableAt);
+      await viem.assertions.emitWithArgs(vault.write.finalize([id], asSettler), vault, "SessionFinalized", [id]);
     });
 
     it("refuses until every batch is posted", async () => {
@@ -466,12 +549,13 @@ describe("CMEVault sessions", () => {
     });
 
     it("refuses unless every token nets to zero", async () => {
-      const { vault, viem, asSettler, startSession, beginSettlement, trade, usdc } = await load();
+      const { vault, viem, asSettler, startSession, beginSettlement, trade, usdc, reach } = await load();
       const id = await startSession();
       const unbalanced = trade.map((e) => (e.accountId === 1 ? { ...e, delta: USDC(2) } : e));
       const chain = await beginSettlement(id, unbalanced, 10);
       const l = chain.links[0]!;
       await vault.write.postBatch([id, 0, l.entries, l.next], asSettler);
+      await reach(BigInt((await vault.read.session([id])).finalizableAt));
       await viem.assertions.revertWithCustomErrorWithArgs(
         vault.write.finalize([id], asSettler),
         vault,
@@ -481,7 +565,7 @@ describe("CMEVault sessions", () => {
     });
 
     it("refuses outside Settling and callers without SETTLER_ROLE", async () => {
-      const { vault, viem, asSettler, startSession, bob } = await load();
+      const { vault, viem, asSettler, startSession, bob, finalize } = await load();
       await viem.assertions.revertWithCustomErrorWithArgs(
         vault.write.finalize([1], asSettler),
         vault,
@@ -502,7 +586,7 @@ describe("CMEVault sessions", () => {
         "AccessControlUnauthorizedAccount",
         [bob.account.address, SETTLER_ROLE],
       );
-      await vault.write.finalize([id], asSettler);
+      await finalize(id);
       await viem.assertions.revertWithCustomErrorWithArgs(
         vault.write.finalize([id], asSettler),
         vault,
@@ -517,7 +601,7 @@ describe("CMEVault sessions", () => {
         const id = await f.startSession();
         const chain = await f.beginSettlement(id, entries, 1_000);
         for (const l of chain.links) await f.vault.write.postBatch([id, l.index, l.entries, l.next], f.asSettler);
-        const hash = await f.vault.write.finalize([id], f.asSettler);
+        const hash = await f.finalize(id);
         return (await f.publicClient.waitForTransactionReceipt({ hash })).gasUsed;
       };
       const small = await gasOf(f.trade);
@@ -588,12 +672,13 @@ describe("CMEVault sessions", () => {
       const chain = await f.beginSettlement(id, f.trade, 2);
       const b0 = chain.links[0]!;
       await vault.write.postBatch([id, 0, b0.entries, b0.next], asSettler);
-      // the keeper is gone: no more batches, no finalize. Nobody can withdraw while settling...
+      // the keeper is gone: no more batches, no finalize. Those whose deltas are not posted cannot
+      // withdraw while settling (bob's debit must stay postable)...
       await f.viem.assertions.revertWithCustomErrorWithArgs(
-        vault.write.withdraw([usdc.address, 1n], { account: alice.account }),
+        vault.write.withdraw([pepe.address, 1n], { account: bob.account }),
         vault,
-        "SessionActive",
-        [id, Phase.Settling],
+        "DeltaNotPosted",
+        [id, bob.account.address, pepe.address],
       );
       // ...until the deadline and grace period pass and anyone voids the session.
       await networkHelpers.time.increase(3_600n + GRACE);
@@ -642,6 +727,195 @@ describe("CMEVault sessions", () => {
     });
   });
 
+  describe("vetoSession", () => {
+    it("lets the guardian void a session in its challenge window, with the effects of a void", async () => {
+      const f = await load();
+      const { vault, viem, asSettler, guardian, alice, bob, usdc, pepe } = f;
+      const id = await f.startSession();
+      const chain = await f.beginSettlement(id, f.trade, 2);
+      for (const l of chain.links) await vault.write.postBatch([id, l.index, l.entries, l.next], asSettler);
+      await viem.assertions.emitWithArgs(
+        vault.write.vetoSession([id, "batch 1 does not match the fill log"], { account: guardian.account }),
+        vault,
+        "SessionVetoed",
+        [id, guardian.account.address, "batch 1 does not match the fill log"],
+      );
+      expect((await vault.read.session([id])).phase).to.equal(Phase.Voided);
+      // posted deltas are dropped: pre-session balances, and the settler cannot finalize
+      expect(await vault.read.balanceOf([alice.account.address, usdc.address])).to.equal(USDC(10_000));
+      expect(await vault.read.balanceOf([alice.account.address, pepe.address])).to.equal(0n);
+      expect(await vault.read.sessionNet([id, usdc.address])).to.equal(-0n);
+      await f.reach(BigInt((await vault.read.session([id])).finalizableAt));
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.finalize([id], asSettler),
+        vault,
+        "WrongPhase",
+        [id, Phase.Voided, Phase.Settling],
+      );
+      // everyone may leave with the pre-session balance
+      expect(await vault.read.withdrawable([bob.account.address, pepe.address])).to.equal(PEPE(1_000_000));
+      await vault.write.withdraw([pepe.address, PEPE(900_000)], { account: bob.account });
+      // and the same trade settles next session on the pre-session balances
+      await f.runSession(f.trade);
+      expect(await vault.read.balanceOf([alice.account.address, usdc.address])).to.equal(USDC(8_999));
+    });
+
+    it("works while trading and while batches are being posted", async () => {
+      const f = await load();
+      const { vault, asSettler, guardian } = f;
+      const trading = await f.startSession();
+      await vault.write.vetoSession([trading, "keeper key compromised"], { account: guardian.account });
+      expect((await vault.read.session([trading])).phase).to.equal(Phase.Voided);
+      const settling = await f.startSession();
+      const chain = await f.beginSettlement(settling, f.trade, 2);
+      await vault.write.postBatch([settling, 0, chain.links[0]!.entries, chain.links[0]!.next], asSettler);
+      await vault.write.vetoSession([settling, ""], { account: guardian.account });
+      expect((await vault.read.session([settling])).phase).to.equal(Phase.Voided);
+    });
+
+    it("refuses anyone without GUARDIAN_ROLE: the settler, the admin, a stranger", async () => {
+      const f = await load();
+      const { vault, viem, settler, admin, stranger } = f;
+      const id = await f.startSession();
+      for (const who of [settler, admin, stranger]) {
+        await viem.assertions.revertWithCustomErrorWithArgs(
+          vault.write.vetoSession([id, "no"], { account: who.account }),
+          vault,
+          "AccessControlUnauthorizedAccount",
+          [who.account.address, GUARDIAN_ROLE],
+        );
+      }
+    });
+
+    it("refuses a session that is not running: unknown, finalized or already voided", async () => {
+      const f = await load();
+      const { vault, viem, guardian } = f;
+      const as = { account: guardian.account };
+      await viem.assertions.revertWithCustomErrorWithArgs(vault.write.vetoSession([1, ""], as), vault, "WrongPhase", [
+        1,
+        Phase.None,
+        Phase.Settling,
+      ]);
+      const id = await f.runSession(f.trade);
+      await viem.assertions.revertWithCustomErrorWithArgs(vault.write.vetoSession([id, ""], as), vault, "WrongPhase", [
+        id,
+        Phase.Finalized,
+        Phase.Settling,
+      ]);
+      const next = await f.startSession();
+      await vault.write.vetoSession([next, ""], as);
+      await viem.assertions.revertWithCustomErrorWithArgs(vault.write.vetoSession([next, ""], as), vault, "WrongPhase", [
+        next,
+        Phase.Voided,
+        Phase.Settling,
+      ]);
+    });
+  });
+
+  describe("batch gas (bounded per entry)", () => {
+    it("pays no fresh write for a token's first session: its net word is initialised at listToken", async () => {
+      const f = await load();
+      const { vault, viem, admin, asSettler, publicClient } = f;
+      const doge = await viem.deployContract("MockMemecoin", ["Doge (mock)", "DOGE"]);
+      await vault.write.listToken([doge.address], { account: admin.account });
+      await doge.write.mint([f.alice.account.address, PEPE(10)]);
+      await doge.write.approve([vault.address, PEPE(10)], { account: f.alice.account });
+      await vault.write.deposit([doge.address, PEPE(10)], { account: f.alice.account });
+      // alice pays carol 1 DOGE for 1 USDC, twice: DOGE's net word was never written by a batch
+      // the first time, and carol's DOGE slot is fresh the first time only
+      const gasOf = async (entries: SettlementEntry[]) => {
+        const id = await f.startSession();
+        const chain = await f.beginSettlement(id, entries);
+        const l = chain.links[0]!;
+        const hash = await vault.write.postBatch([id, 0, l.entries, l.next], asSettler);
+        const gas = (await publicClient.waitForTransactionReceipt({ hash })).gasUsed;
+        await f.finalize(id);
+        return gas;
+      };
+      const first = await gasOf([
+        { accountId: 3, tokenIndex: 4, delta: -PEPE(1) },
+        { accountId: 3, tokenIndex: 0, delta: USDC(1) },
+        { accountId: 5, tokenIndex: 0, delta: -USDC(1) },
+        { accountId: 5, tokenIndex: 4, delta: PEPE(1) },
+      ]);
+      const again = await gasOf([
+        { accountId: 3, tokenIndex: 4, delta: -PEPE(1) },
+        { accountId: 3, tokenIndex: 0, delta: USDC(1) },
+        { accountId: 5, tokenIndex: 0, delta: -USDC(1) },
+        { accountId: 5, tokenIndex: 4, delta: PEPE(1) },
+      ]);
+      // the first batch pays carol's fresh slot (17,100 more than a rewrite), the second reads
+      // the first session's outcome cold (2,100 more): ~15,000 apart. A fresh net word would add
+      // another 17,100.
+      expect(Number(first - again)).to.be.within(12_000, 17_100);
+    });
+
+    it("settles 200 listed tokens with deltas in all of them, every batch under its bound and the EIP-7825 cap", async function () {
+      this.timeout(600_000);
+      const f = await load();
+      const { vault, viem, admin, asSettler, publicClient, settler } = f;
+      const mine = async (hash: Hex) => {
+        const r = await publicClient.waitForTransactionReceipt({ hash });
+        if (r.status !== "success") throw new Error(`transaction ${hash} reverted`);
+        return r;
+      };
+      // 4 tokens from the fixture + 196 more; alice deposits each of them
+      const tokens = [f.usdc.address, f.pepe.address, f.wif.address, (await vault.read.tokenAt([3]))] as Hex[];
+      for (const t of [f.wif.address, tokens[3]!]) {
+        const m = await viem.getContractAt("MockMemecoin", t);
+        await m.write.mint([f.alice.account.address, PEPE(1_000)]);
+        await m.write.approve([vault.address, PEPE(1_000)], { account: f.alice.account });
+        await vault.write.deposit([t, PEPE(1_000)], { account: f.alice.account });
+      }
+      await vault.write.deposit([f.pepe.address, PEPE(1_000)], { account: f.alice.account });
+      for (let i = 4; i < 200; i++) {
+        const t = await viem.deployContract("MockMemecoin", [`T${i}`, `T${i}`]);
+        await mine(await vault.write.listToken([t.address], { account: admin.account }));
+        await mine(await t.write.mint([f.alice.account.address, PEPE(1_000)]));
+        await mine(await t.write.approve([vault.address, PEPE(1_000)], { account: f.alice.account }));
+        await mine(await vault.write.deposit([t.address, PEPE(1_000)], { account: f.alice.account }));
+        tokens.push(t.address);
+      }
+      expect(await vault.read.tokenCount()).to.equal(200);
+      // alice (3) pays 1 unit of every token to each of 5 fresh accounts: 1,200 entries, every
+      // credit a fresh slot (the worst case the keeper's bound prices)
+      const receivers: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const who = `0x${(0xfee500 + i).toString(16).padStart(40, "0")}` as Hex;
+        await vault.write.register([who]);
+        receivers.push(await vault.read.accountIdOf([who]));
+      }
+      const entries: SettlementEntry[] = [];
+      for (let t = 0; t < 200; t++) {
+        const unit = t === 0 ? USDC(1) : PEPE(1);
+        entries.push({ accountId: 3, tokenIndex: t, delta: -unit * BigInt(receivers.length) });
+        for (const r of receivers) entries.push({ accountId: r, tokenIndex: t, delta: unit });
+      }
+      const batches = splitIntoBatches(entries); // the keeper's default sizing
+      expect(batches.length).to.be.greaterThan(2);
+      const id = await f.startSession();
+      const chain = buildBatchChain(id, batches);
+      await vault.write.beginSettlement([id, chain.root, chain.links.length, FILL_LOG_HASH], asSettler);
+      for (const l of chain.links) {
+        const estimate = await publicClient.estimateContractGas({
+          address: vault.address,
+          abi: vault.abi,
+          functionName: "postBatch",
+          args: [id, l.index, l.entries, l.next],
+          account: settler.account,
+        });
+        const bound = BigInt(batchGasBound(batches[l.index]!));
+        expect(estimate <= bound, `batch ${l.index}: estimate ${estimate} > bound ${bound}`).to.equal(true);
+        expect(bound <= BigInt(DEFAULT_MAX_GAS_PER_BATCH)).to.equal(true);
+        const receipt = await mine(await vault.write.postBatch([id, l.index, l.entries, l.next], { ...asSettler, gas: estimate }));
+        expect(receipt.gasUsed < BigInt(TX_GAS_CAP)).to.equal(true);
+      }
+      await f.finalize(id);
+      expect(await vault.read.balanceOf([await vault.read.accountAt([receivers[4]!]), tokens[199]!])).to.equal(PEPE(1));
+      expect(await vault.read.balanceOf([f.alice.account.address, tokens[199]!])).to.equal(PEPE(995));
+    });
+  });
+
   describe("lazy balances across sessions", () => {
     it("folds a finalized delta when the next session posts to the slot", async () => {
       const f = await load();
@@ -676,7 +950,7 @@ describe("CMEVault sessions", () => {
         const l = chain.links[0]!;
         const hash = await f.vault.write.postBatch([id, 0, l.entries, l.next], f.asSettler);
         const gas = (await f.publicClient.waitForTransactionReceipt({ hash })).gasUsed;
-        await f.vault.write.finalize([id], f.asSettler);
+        await f.finalize(id);
         return gas;
       };
       // 60 accounts funded with USDC; session A pays each 1 PEPE-wei (fresh slots), B repeats

@@ -3,9 +3,7 @@ import { network } from "hardhat";
 import type { NetworkConnection } from "hardhat/types/network";
 import { hashTypedData, type Address, type Hex } from "viem";
 import type { WalletClient } from "@nomicfoundation/hardhat-viem/types";
-import { GRACE, USDC, vaultFixture } from "../support/vault.ts";
-
-const Phase = { None: 0, Trading: 1, Settling: 2, Finalized: 3, Voided: 4 } as const;
+import { cmeFixture, GRACE, PEPE, Phase, USDC } from "./fixture.ts";
 
 const WITHDRAWAL_TYPES = {
   Withdrawal: [
@@ -46,7 +44,7 @@ describe("CMEVault withdrawals", () => {
   before(async () => {
     connection = await network.create();
   });
-  const load = () => connection.networkHelpers.loadFixture(vaultFixture);
+  const load = () => connection.networkHelpers.loadFixture(cmeFixture);
 
   describe("withdraw", () => {
     it("pays out up to the balance between sessions and emits Withdrawn with session 0", async () => {
@@ -94,7 +92,7 @@ describe("CMEVault withdrawals", () => {
       );
     });
 
-    it("refuses while a session trades or settles", async () => {
+    it("refuses while a session trades, and while settling until the account's delta is posted", async () => {
       const { vault, viem, alice, usdc, startSession, beginSettlement, trade } = await load();
       const id = await startSession();
       await viem.assertions.revertWithCustomErrorWithArgs(
@@ -103,13 +101,37 @@ describe("CMEVault withdrawals", () => {
         "SessionActive",
         [id, Phase.Trading],
       );
+      expect(await vault.read.withdrawable([alice.account.address, usdc.address])).to.equal(0n);
       await beginSettlement(id, trade);
       await viem.assertions.revertWithCustomErrorWithArgs(
         vault.write.withdraw([usdc.address, 1n], { account: alice.account }),
         vault,
-        "SessionActive",
-        [id, Phase.Settling],
+        "DeltaNotPosted",
+        [id, alice.account.address, usdc.address],
       );
+      expect(await vault.read.withdrawable([alice.account.address, usdc.address])).to.equal(0n);
+    });
+
+    it("refuses a token that takes more than the amount from the vault, and pays nothing", async () => {
+      const { vault, viem, admin, alice } = await load();
+      const fee = await viem.deployContract("SenderFeeToken", [100n]); // 1% charged to the sender on top
+      await vault.write.listToken([fee.address], { account: admin.account });
+      await fee.write.mint([alice.account.address, PEPE(1_000)]);
+      await fee.write.approve([vault.address, PEPE(1_000)], { account: alice.account });
+      // a deposit is fine: alice pays the fee, the vault receives the amount
+      await vault.write.deposit([fee.address, PEPE(100)], { account: alice.account });
+      expect(await vault.read.balanceOf([alice.account.address, fee.address])).to.equal(PEPE(100));
+      // someone else's funds sit in the vault too (donated here): the fee must not come out of them
+      await fee.write.mint([vault.address, PEPE(50)]);
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.withdraw([fee.address, PEPE(10)], { account: alice.account }),
+        vault,
+        "TokenTookMoreThanAmount",
+        [fee.address, PEPE(10), PEPE(10) + PEPE(10) / 100n],
+      );
+      expect(await fee.read.balanceOf([vault.address])).to.equal(PEPE(150));
+      expect(await vault.read.balanceOf([alice.account.address, fee.address])).to.equal(PEPE(100));
+      expect(await vault.read.totalBalance([fee.address])).to.equal(PEPE(100));
     });
 
     it("pays out the finalized balance, folding the session's delta", async () => {
@@ -127,6 +149,96 @@ describe("CMEVault withdrawals", () => {
       await vault.write.pause({ account: admin.account });
       await vault.write.withdraw([usdc.address, USDC(1)], { account: alice.account });
       expect(await vault.read.balanceOf([alice.account.address, usdc.address])).to.equal(USDC(9_999));
+    });
+  });
+
+  describe("withdraw while settling (no keeper)", () => {
+    /** The fixture's trade committed in batches of 2: [alice USDC, alice PEPE], [bob PEPE, bob USDC], [treasury USDC]. */
+    async function settling() {
+      const f = await load();
+      const id = await f.startSession();
+      const chain = await f.beginSettlement(id, f.trade, 2);
+      const post = (i: number) => f.vault.write.postBatch([id, i, chain.links[i]!.entries, chain.links[i]!.next], f.asSettler);
+      return { ...f, id, chain, post };
+    }
+
+    it("pays an account whose delta is posted min(pre-session, pre-session + delta), and emits Withdrawn with session 0", async () => {
+      const { vault, viem, id, post, alice, usdc, pepe } = await settling();
+      await post(0);
+      // alice: 10,000 USDC, -1,001 posted; 0 PEPE, +100,000 posted (not hers unless finalized)
+      expect(await vault.read.withdrawable([alice.account.address, usdc.address])).to.equal(USDC(8_999));
+      expect(await vault.read.withdrawable([alice.account.address, pepe.address])).to.equal(0n);
+      await viem.assertions.emitWithArgs(
+        vault.write.withdraw([usdc.address, USDC(8_000)], { account: alice.account }),
+        vault,
+        "Withdrawn",
+        [alice.account.address, usdc.address, alice.account.address, USDC(8_000), USDC(2_000), 0],
+      );
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.withdraw([usdc.address, USDC(999) + 1n], { account: alice.account }),
+        vault,
+        "InsufficientBalance",
+        [alice.account.address, usdc.address, USDC(999), USDC(999) + 1n],
+      );
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.withdraw([pepe.address, 1n], { account: alice.account }),
+        vault,
+        "InsufficientBalance",
+        [alice.account.address, pepe.address, 0n, 1n],
+      );
+      // the posted delta stays and still folds in
+      expect(await vault.read.slotOf([alice.account.address, usdc.address])).to.deep.equal([USDC(2_000), -USDC(1_001), id]);
+    });
+
+    it("keeps every later batch postable and finalize exact", async () => {
+      const f = await settling();
+      const { vault, post, alice, bob, carol, usdc, pepe } = f;
+      await post(0);
+      await vault.write.withdraw([usdc.address, USDC(8_999)], { account: alice.account });
+      await post(1);
+      await vault.write.withdraw([pepe.address, PEPE(900_000)], { account: bob.account });
+      await post(2);
+      // every batch posted: an account without a delta may take everything
+      expect(await vault.read.withdrawable([carol.account.address, usdc.address])).to.equal(USDC(5_000));
+      await vault.write.withdrawTo([usdc.address, USDC(5_000), alice.account.address], { account: carol.account });
+      await f.finalize(f.id);
+      expect(await vault.read.balanceOf([alice.account.address, usdc.address])).to.equal(0n);
+      expect(await vault.read.balanceOf([alice.account.address, pepe.address])).to.equal(PEPE(100_000));
+      expect(await vault.read.balanceOf([bob.account.address, pepe.address])).to.equal(0n);
+      expect(await vault.read.balanceOf([bob.account.address, usdc.address])).to.equal(USDC(1_000));
+      // the vault holds exactly what it owes
+      expect(await usdc.read.balanceOf([vault.address])).to.equal(await vault.read.totalBalance([usdc.address]));
+      expect(await vault.read.totalBalance([usdc.address])).to.equal(USDC(1_001));
+      expect(await pepe.read.balanceOf([vault.address])).to.equal(PEPE(100_000));
+    });
+
+    it("leaves what was withdrawn withdrawn when the session is voided instead", async () => {
+      const f = await settling();
+      const { vault, post, alice, usdc, guardian } = f;
+      await post(0);
+      await vault.write.withdraw([usdc.address, USDC(8_999)], { account: alice.account });
+      await vault.write.vetoSession([f.id, "wrong fill"], { account: guardian.account });
+      expect(await vault.read.balanceOf([alice.account.address, usdc.address])).to.equal(USDC(1_001));
+      await vault.write.withdraw([usdc.address, USDC(1_001)], { account: alice.account });
+      expect(await usdc.read.balanceOf([vault.address])).to.equal(USDC(5_000)); // carol's
+    });
+
+    it("refuses an account whose delta is not posted while batches remain", async () => {
+      const { vault, viem, id, post, bob, carol, usdc, pepe } = await settling();
+      await post(0);
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.withdraw([pepe.address, 1n], { account: bob.account }),
+        vault,
+        "DeltaNotPosted",
+        [id, bob.account.address, pepe.address],
+      );
+      // carol has no delta, but the vault cannot know that before the last batch
+      await viem.assertions.revertWithCustomErrorWithArgs(
+        vault.write.withdraw([usdc.address, 1n], { account: carol.account }),
+        vault,
+        "DeltaNotPosted",
+        [id, carol.account.address, usdc.address],
+      );
     });
   });
 

@@ -239,7 +239,7 @@ describe("indexer (Ponder) against a live vault", function () {
       const during = await indexerBalances();
       expect([...during].map(([k, v]) => [k, v.amount])).to.deep.equal([...before].map(([k, v]) => [k, v.amount]));
 
-      const finalized = await d.mined(await d.vault.write.finalize([1]));
+      const finalized = await d.finalize(1);
       await indexed(finalized);
       const done = await sessionRow(1);
       expect(done.session?.phase).to.equal("finalized");

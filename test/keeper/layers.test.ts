@@ -16,7 +16,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   ops: [],
   store: ["core"],
   stream: [],
-  chain: ["store"],
+  chain: ["store", "ops"],
   brokers: ["core"],
   executor: ["brokers", "core"],
   settlement: ["core", "chain", "store"],

@@ -1,8 +1,12 @@
 import { expect } from "chai";
 import { concatHex, encodeAbiParameters, keccak256, numberToHex, type Hex } from "viem";
 import {
+  BATCH_GAS,
+  batchGasBound,
   batchLinkHash,
   buildBatchChain,
+  DEFAULT_MAX_ENTRIES_PER_BATCH,
+  DEFAULT_MAX_GAS_PER_BATCH,
   decodeEntries,
   encodeEntries,
   MAX_DELTA,
@@ -10,6 +14,7 @@ import {
   netByToken,
   SettlementEncodingError,
   splitIntoBatches,
+  TX_GAS_CAP,
   ZERO_HASH,
   type SettlementEntry,
 } from "../../keeper/settlement/batches.ts";
@@ -96,6 +101,41 @@ describe("settlement-batches", () => {
     it("refuses a size below one or not an integer", () => {
       expect(fieldOf(() => splitIntoBatches(entries, 0))).to.equal("maxEntriesPerBatch");
       expect(fieldOf(() => splitIntoBatches(entries, 1.5))).to.equal("maxEntriesPerBatch");
+    });
+
+    it("keeps every batch within the gas budget by its bound, whatever the entries", () => {
+      // 255 tokens x 10 accounts, every entry priced as a fresh slot
+      const many: SettlementEntry[] = [];
+      for (let t = 0; t < 255; t++) for (let a = 1; a <= 10; a++) many.push({ accountId: a, tokenIndex: t, delta: 1n });
+      const batches = splitIntoBatches(many, 100_000);
+      expect(batches.flat()).to.deep.equal(many);
+      for (const b of batches) expect(batchGasBound(b)).to.be.at.most(DEFAULT_MAX_GAS_PER_BATCH);
+      // full: one more entry would not fit
+      for (const [i, b] of batches.slice(0, -1).entries()) {
+        expect(batchGasBound([...b, batches[i + 1]![0]!])).to.be.above(DEFAULT_MAX_GAS_PER_BATCH);
+      }
+      // a smaller budget cuts smaller batches
+      const small = splitIntoBatches(many, 100_000, 1_000_000);
+      for (const b of small) expect(batchGasBound(b)).to.be.at.most(1_000_000);
+      expect(small.length).to.be.greaterThan(batches.length);
+    });
+
+    it("bounds a batch by its entries and the tokens they touch, well under the EIP-7825 cap", () => {
+      const one = batchGasBound([entries[0]!]);
+      expect(one).to.be.at.least(BATCH_GAS.perBatch + BATCH_GAS.perEntry + BATCH_GAS.perToken);
+      const twoTokens = batchGasBound(entries.slice(0, 2));
+      const oneToken = batchGasBound([entries[0]!, { ...entries[0]!, accountId: 9 }]);
+      expect(twoTokens - oneToken).to.equal(BATCH_GAS.perToken);
+      expect(DEFAULT_MAX_GAS_PER_BATCH * 1.2 + 10_000).to.be.below(TX_GAS_CAP); // the tx sender's margin
+      // the default: the gas budget binds before the entry cap when every slot may be fresh
+      const fresh = Array.from({ length: DEFAULT_MAX_ENTRIES_PER_BATCH }, (_, i) => ({ accountId: i + 1, tokenIndex: 0, delta: 1n }));
+      expect(splitIntoBatches(fresh)[0]!.length).to.be.within(450, DEFAULT_MAX_ENTRIES_PER_BATCH - 1);
+    });
+
+    it("refuses a gas budget below one entry's bound or above the EIP-7825 cap", () => {
+      expect(fieldOf(() => splitIntoBatches(entries, 10, 1_000))).to.equal("maxGasPerBatch");
+      expect(fieldOf(() => splitIntoBatches(entries, 10, TX_GAS_CAP + 1))).to.equal("maxGasPerBatch");
+      expect(fieldOf(() => splitIntoBatches(entries, 10, 1.5e6 + 0.5))).to.equal("maxGasPerBatch");
     });
   });
 

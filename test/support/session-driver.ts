@@ -51,9 +51,30 @@ export async function createDriver(viem: Viem, deployment: DeploymentRecord) {
     return await vault.read.accountIdOf([address]);
   }
 
+  // The vault makes the settler wait (the withdrawal window before a session, the challenge window
+  // before finalize); on this local chain the driver moves the clock instead of waiting.
+  const testClient = await viem.getTestClient();
+  async function reach(at: bigint): Promise<void> {
+    const now = (await publicClient.getBlock()).timestamp;
+    if (now >= at) return;
+    await testClient.increaseTime({ seconds: Number(at - now) });
+    await testClient.mine({ blocks: 1 });
+  }
+
   async function startSession(sessionId: number, lengthSec: bigint): Promise<TransactionReceipt> {
+    await reach(await vault.read.nextSessionAt());
     const now = (await publicClient.getBlock()).timestamp;
     return mined(await vault.write.startSession([sessionId, now + lengthSec]));
+  }
+
+  /** Moves the clock past the session's challenge window (after its last batch). */
+  async function openFinalize(sessionId: number): Promise<void> {
+    await reach(BigInt((await vault.read.session([sessionId])).finalizableAt));
+  }
+
+  async function finalize(sessionId: number): Promise<TransactionReceipt> {
+    await openFinalize(sessionId);
+    return mined(await vault.write.finalize([sessionId]));
   }
 
   /**
@@ -75,7 +96,7 @@ export async function createDriver(viem: Viem, deployment: DeploymentRecord) {
     for (const link of chain.links.slice(0, options.postBatches ?? chain.links.length)) {
       batches.push(await mined(await vault.write.postBatch([sessionId, link.index, link.entries, link.next])));
     }
-    const finalized = options.finalize === false ? undefined : await mined(await vault.write.finalize([sessionId]));
+    const finalized = options.finalize === false ? undefined : await finalize(sessionId);
     return { text, entries, chain, begin, batches, finalized };
   }
 
@@ -92,7 +113,7 @@ export async function createDriver(viem: Viem, deployment: DeploymentRecord) {
     return out;
   }
 
-  return { publicClient, wallets, settler, vault, vaultAs, token, mined, deposit, accountId, startSession, settle, vaultBalances };
+  return { publicClient, wallets, settler, vault, vaultAs, token, mined, deposit, accountId, startSession, openFinalize, finalize, settle, vaultBalances };
 }
 
 /** PEPE/USDC with 0.001 PEPE lots and a tick of 1 micro-USDC per lot. */
