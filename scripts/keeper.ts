@@ -4,6 +4,8 @@
 import { loadConfig, ConfigError } from "../keeper/config.ts";
 import { createKeeper } from "../keeper/keeper.ts";
 import { listen } from "../keeper/api/server.ts";
+import { StorageError } from "../keeper/store/database.ts";
+import { JournalGapError } from "../keeper/session/pit.ts";
 
 let config;
 try {
@@ -16,7 +18,17 @@ try {
   throw err;
 }
 const keeper = await createKeeper(config);
-await keeper.start();
+try {
+  await keeper.start();
+} catch (err) {
+  // A journal with a hole or a database that cannot be written needs the operator: say what to
+  // do and stop, rather than retry the same failure forever.
+  if (err instanceof JournalGapError || err instanceof StorageError) {
+    console.error(err.message);
+    process.exit(70);
+  }
+  throw err;
+}
 const url = await listen(keeper);
 keeper.app.log.info({ url, docs: `${url}/docs`, sessionId: keeper.runner.current.id, phase: keeper.runner.current.phase }, "keeper listening");
 

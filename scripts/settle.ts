@@ -4,6 +4,7 @@
 //   npm run settle -- --session N --status   (progress only)
 // Configuration as the keeper's (CME_RPC_URL, CME_SETTLER_KEY, CME_DB_PATH, CME_KEEPER_PORT, ...).
 import { parseArgs } from "node:util";
+import { parseEther, parseGwei } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { loadConfig } from "../keeper/config.ts";
 import { readDeployment } from "../keeper/chain/deployment.ts";
@@ -71,7 +72,18 @@ if (values.status) {
   print(progressOf(db, sessionId, await readOnChainSession(clients.publicClient, deployment.vault, sessionId)));
   process.exit(0);
 }
-const sender = new TxSender({ clients, db, abi: vaultAbi, timeoutMs: config.txTimeoutMs, bumpPercent: config.feeBumpPercent, pollMs: 500 });
+const sender = new TxSender({
+  clients,
+  db,
+  abi: vaultAbi,
+  timeoutMs: config.txTimeoutMs,
+  bumpPercent: config.feeBumpPercent,
+  pollMs: 500,
+  confirmations: config.confirmations,
+  maxFeePerGas: parseGwei(config.maxFeeGwei),
+  maxSessionFeeWei: parseEther(config.maxSessionFeeEth),
+  rpcRetryMs: config.rpcRetrySec * 1000,
+});
 await sender.reconcile();
 const log = { info: (o: object, m: string) => console.log(m, JSON.stringify(o)), warn: (o: object, m: string) => console.warn(m, JSON.stringify(o)) };
 const progress = await runSettlement({ db, client: clients.publicClient, vault: deployment.vault, sender, log }, sessionId);

@@ -10,7 +10,16 @@ export interface ChainClients {
   settler: PrivateKeyAccount;
 }
 
-export function createChainClients(opts: { rpcUrl: string; chainId: number; settlerKey: `0x${string}`; pollMs: number }): ChainClients {
+export function createChainClients(opts: {
+  rpcUrl: string;
+  chainId: number;
+  settlerKey: `0x${string}`;
+  pollMs: number;
+  /** Per request (default 20 s). */
+  timeoutMs?: number;
+  /** The transport's own quick retries of a failed request (default 3); the tx sender retries on top until its deadline. */
+  retryCount?: number;
+}): ChainClients {
   const chain = defineChain({
     id: opts.chainId,
     name: opts.chainId === 31337 ? "Hardhat" : `chain ${opts.chainId}`,
@@ -19,7 +28,7 @@ export function createChainClients(opts: { rpcUrl: string; chainId: number; sett
   });
   const publicClient = createPublicClient({
     chain,
-    transport: http(opts.rpcUrl, { retryCount: 3, retryDelay: 150, timeout: 20_000 }),
+    transport: http(opts.rpcUrl, { retryCount: opts.retryCount ?? 3, retryDelay: 150, timeout: opts.timeoutMs ?? 20_000 }),
     pollingInterval: opts.pollMs,
   }) as PublicClient;
   return { chain, publicClient, settler: privateKeyToAccount(opts.settlerKey) };

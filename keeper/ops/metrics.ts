@@ -106,6 +106,15 @@ export class Metrics {
   readonly wsDropped = new Counter("cme_ws_dropped_total", "Subscribers dropped for being slow", "counter");
   readonly phase = new Counter("cme_session_phase", "1 for the current session phase", "gauge");
   readonly chainBlock = new Counter("cme_chain_block", "Last block processed by the chain watcher", "gauge");
+  readonly chainRpcErrors = new Counter("cme_chain_rpc_errors_total", "Failed chain RPC calls that were retried, by operation", "counter");
+  readonly chainRetries = new Counter("cme_chain_retries_total", "Failed attempts of chain steps that were retried, by step kind", "counter");
+  readonly chainReorgs = new Counter("cme_chain_reorgs_total", "Reorgs that reached blocks the watcher had processed", "counter");
+  readonly chainTxDropped = new Counter("cme_chain_tx_dropped_total", "Settler transactions dropped by a reorg and re-broadcast", "counter");
+  readonly chainWatcherProgress = new Counter("cme_chain_watcher_progress_timestamp_seconds", "When the chain watcher last completed a poll", "gauge");
+  readonly txWaiting = new Counter("cme_tx_waiting", "1 while the tx sender waits, by reason (fee_cap, funds, budget, rpc)", "gauge");
+  readonly txFeeSeenGwei = new Counter("cme_tx_fee_seen_gwei", "Base fee + tip per gas the tx sender last saw, gwei", "gauge");
+  readonly txFeeCapGwei = new Counter("cme_tx_fee_cap_gwei", "Configured maximum fee per gas, gwei", "gauge");
+  readonly txSpentWei = new Counter("cme_tx_session_spent_eth", "Fees paid by the settler for the current session's steps, ETH", "gauge");
   readonly timerLagMs = new Histogram("cme_pit_timer_lag_ms", "How late a 20 ms timer fires on the pit's thread, ms", [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 250, 500, 1000]);
   readonly timerLag = new TimerLagProbe(this.timerLagMs);
 
@@ -137,6 +146,15 @@ export class Metrics {
         this.wsDropped,
         this.phase,
         this.chainBlock,
+        this.chainRpcErrors,
+        this.chainRetries,
+        this.chainReorgs,
+        this.chainTxDropped,
+        this.chainWatcherProgress,
+        this.txWaiting,
+        this.txFeeSeenGwei,
+        this.txFeeCapGwei,
+        this.txSpentWei,
       ]
         .map((m) => m.render())
         .concat(lagP99)

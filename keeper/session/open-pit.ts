@@ -24,6 +24,7 @@ export function openPit(opts: {
   journal: Journal | null;
   clock: Clock;
   metrics?: Metrics;
+  log?: { warn(o: object, m?: string): void };
   phase: () => PhaseView;
 }): OpenPit {
   const pit = new SessionPit({
@@ -32,6 +33,7 @@ export function openPit(opts: {
     journal: opts.journal,
     clock: opts.clock,
     ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
   });
   const recorder = new FillLogRecorder(opts.market.engine, () => pit.reads.closeOut());
   const port = new ExecutorPort({ pit, pairs: opts.market.pairs, phase: opts.phase, ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }) });

@@ -2,8 +2,13 @@
 // it into a fresh engine rebuilds the book and inventories exactly (the engine is deterministic).
 // Beside it, state-hash checkpoints taken as the commands were first applied: a replay that does
 // not reach the same hash at the same seq is refused (session/pit.ts).
+//
+// Sequence numbers have no gaps: the pit changes memory only once a command's row has committed,
+// so a command that failed to commit is never followed by one that did. Journals written by older
+// keepers (which applied first) can hold a gap; `truncateAfter` is the repair (store/journal-repair.ts).
 import type { StatementSync } from "node:sqlite";
-import type { Db } from "./database.ts";
+import type { Db, TransactionFrame } from "./database.ts";
+import { durable, openTransaction, storageError } from "./database.ts";
 import { fromJson, toJson } from "./json.ts";
 
 export interface JournalEntry<C = unknown> {
@@ -24,9 +29,18 @@ export class Journal {
     this.#checkpoint = db.prepare("INSERT OR REPLACE INTO journal_checkpoints (session_id, seq, state_hash) VALUES (?, ?, ?)");
   }
 
+  /** The transaction the journal's writes are part of right now, or null (each write commits alone). */
+  transaction(): TransactionFrame | null {
+    return openTransaction(this.#db);
+  }
+
   /** Records the engine's state hash after command `seq`. */
   checkpoint(sessionId: number, seq: number, stateHash: string): void {
-    this.#checkpoint.run(sessionId, seq, stateHash);
+    try {
+      this.#checkpoint.run(sessionId, seq, stateHash);
+    } catch (err) {
+      throw storageError(this.#db, "journal checkpoint", err);
+    }
   }
 
   /** seq -> state hash of every checkpoint of the session. */
@@ -37,7 +51,31 @@ export class Journal {
 
   /** Appends one command; throws if (session, seq) already exists, which would mean a replay bug. */
   append(sessionId: number, seq: number, ts: number, command: unknown): void {
-    this.#append.run(sessionId, seq, ts, toJson(command));
+    const body = toJson(command);
+    try {
+      this.#append.run(sessionId, seq, ts, body);
+    } catch (err) {
+      throw storageError(this.#db, `journal append (session ${sessionId}, seq ${seq})`, err);
+    }
+  }
+
+  /** Deletes the session's commands and checkpoints after `seq` (the repair of a torn journal). Returns how many commands went. */
+  truncateAfter(sessionId: number, seq: number): number {
+    return durable(this.#db, () => {
+      this.#db.prepare("DELETE FROM journal_checkpoints WHERE session_id = ? AND seq > ?").run(sessionId, seq);
+      return Number(this.#db.prepare("DELETE FROM journal WHERE session_id = ? AND seq > ?").run(sessionId, seq).changes);
+    });
+  }
+
+  /** The first break in the session's sequence: the last seq before it and the seq found after it. */
+  firstGap(sessionId: number): { before: number; after: number } | null {
+    const r = this.#db
+      .prepare(
+        `SELECT prev AS before, seq AS after FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev FROM journal WHERE session_id = ?)
+         WHERE seq != prev + 1 ORDER BY seq LIMIT 1`,
+      )
+      .get(sessionId) as { before: number; after: number } | undefined;
+    return r === undefined ? null : { before: r.before, after: r.after };
   }
 
   lastSeq(sessionId: number): number {

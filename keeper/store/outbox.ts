@@ -14,11 +14,27 @@ export interface OutboxRow {
   raw: `0x${string}`;
   status: OutboxStatus;
   block: number | null;
+  /** Hash of the block the receipt was in (a reorg that replaces it drops the transaction). */
+  blockHash: `0x${string}` | null;
+  /** What the transaction cost the settler (gasUsed × effectiveGasPrice), once mined. */
+  feeWei: bigint | null;
   createdAt: number;
   updatedAt: number;
 }
 
-interface Row { id: number; step: string; nonce: number; hashes: string; raw: string; status: OutboxStatus; block: number | null; created_at: number; updated_at: number }
+interface Row {
+  id: number;
+  step: string;
+  nonce: number;
+  hashes: string;
+  raw: string;
+  status: OutboxStatus;
+  block: number | null;
+  block_hash: string | null;
+  fee_wei: string | null;
+  created_at: number;
+  updated_at: number;
+}
 
 const toOutbox = (r: Row): OutboxRow => ({
   id: r.id,
@@ -28,6 +44,8 @@ const toOutbox = (r: Row): OutboxRow => ({
   raw: r.raw as `0x${string}`,
   status: r.status,
   block: r.block,
+  blockHash: (r.block_hash ?? null) as `0x${string}` | null,
+  feeWei: r.fee_wei === null || r.fee_wei === undefined ? null : BigInt(r.fee_wei),
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -63,8 +81,28 @@ export function replaceOutbox(db: Db, step: string, hash: `0x${string}`, raw: `0
   db.prepare("UPDATE outbox SET hashes = ?, raw = ?, updated_at = ? WHERE step = ?").run(JSON.stringify([...row.hashes, hash]), raw, now, step);
 }
 
-export function settleOutbox(db: Db, step: string, status: OutboxStatus, block: number | null, now: number): void {
-  db.prepare("UPDATE outbox SET status = ?, block = ?, updated_at = ? WHERE step = ?").run(status, block, now, step);
+export function settleOutbox(
+  db: Db,
+  step: string,
+  status: OutboxStatus,
+  block: number | null,
+  now: number,
+  mined: { blockHash?: `0x${string}`; feeWei?: bigint } = {},
+): void {
+  db.prepare("UPDATE outbox SET status = ?, block = ?, block_hash = ?, fee_wei = ?, updated_at = ? WHERE step = ?").run(
+    status,
+    block,
+    mined.blockHash ?? null,
+    mined.feeWei === undefined ? null : mined.feeWei.toString(),
+    now,
+    step,
+  );
+}
+
+/** What the settler paid for the steps under `stepPrefix` ("session:3:"), mined or reverted. */
+export function spentOn(db: Db, stepPrefix: string): bigint {
+  const rows = db.prepare("SELECT fee_wei FROM outbox WHERE step LIKE ? AND fee_wei IS NOT NULL").all(`${stepPrefix}%`) as { fee_wei: string }[];
+  return rows.reduce((sum, r) => sum + BigInt(r.fee_wei), 0n);
 }
 
 /** Forgets a step whose transaction was never mined and whose nonce went to another one. */

@@ -1,6 +1,7 @@
 // The settler's transaction sender against a real Hardhat node: a transaction stuck in the pool
 // (mining off) is replaced with higher fees under the same nonce, the outbox keeps every hash, and
-// sending the same step again after "a restart" (a new sender) waits for what was sent.
+// sending the same step again after "a restart" (a new sender) waits for what was sent. A receipt
+// counts once it has the configured confirmations (reorgs, fee caps and RPC faults: test/faults/).
 import { expect } from "chai";
 import { encodeFunctionData, parseTransaction, type Address } from "viem";
 import { openDatabase } from "../../keeper/store/database.ts";
@@ -21,7 +22,7 @@ describe("TxSender", function () {
   });
   after(() => node?.stop());
 
-  const sender = (db = openDatabase(":memory:"), timeoutMs = 300) =>
+  const sender = (db = openDatabase(":memory:"), timeoutMs = 300, confirmations = 0) =>
     new TxSender({
       clients: createChainClients({ rpcUrl: node.url, chainId: 31337, settlerKey: LOCAL_SETTLER_KEY, pollMs: 50 }),
       db,
@@ -29,6 +30,7 @@ describe("TxSender", function () {
       timeoutMs,
       bumpPercent: 20,
       pollMs: 50,
+      confirmations,
     });
   const rpc = (method: string, params: unknown[] = []) => node.client.request({ method: method as never, params: params as never });
 
@@ -69,5 +71,28 @@ describe("TxSender", function () {
       expect((err as ChainError).details.errorName).to.equal("WrongPhase");
     }
     expect(getOutbox(db, "session:1:begin-again")).to.equal(undefined);
+  });
+
+  it("counts a receipt only once it has its confirmations, and records what it cost", async () => {
+    const db = openDatabase(":memory:");
+    const s = sender(db, 60_000, 2);
+    let done = false;
+    const data = encodeFunctionData({ abi: vaultAbi, functionName: "register", args: ["0x00000000000000000000000000000000000c0ffe"] });
+    const sent = s.send("ops:register:coffee", vault, data).finally(() => (done = true));
+    for (let i = 0; i < 100 && getOutbox(db, "ops:register:coffee") === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+    const hash = getOutbox(db, "ops:register:coffee")!.hashes[0]!;
+    const mined = await node.client.waitForTransactionReceipt({ hash });
+    await rpc("evm_mine");
+    await new Promise((r) => setTimeout(r, 400));
+    expect(done, "one block on top is not two").to.equal(false);
+    expect(getOutbox(db, "ops:register:coffee")!.status).to.equal("sent");
+    expect(await s.reconcile(), "reconcile does not settle it either").to.equal(0);
+    await rpc("evm_mine");
+    const tx = await sent;
+    expect(tx.block).to.equal(Number(mined.blockNumber));
+    const row = getOutbox(db, "ops:register:coffee")!;
+    expect(row.status).to.equal("mined");
+    expect(row.blockHash).to.equal(mined.blockHash);
+    expect(row.feeWei).to.equal(mined.gasUsed * mined.effectiveGasPrice);
   });
 });
