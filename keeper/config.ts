@@ -165,3 +165,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (config.brokersPath === undefined) delete config.brokersPath;
   return config;
 }
+
+/**
+ * Startup check against the vault's clock rules (ICMEVault): a session may be voided by anyone
+ * at its deadline + grace period, and the keeper may finalize only `challengeWindow` after its
+ * last batch. The keeper sets the deadline CME_SETTLEMENT_WINDOW_SEC after trading and closing
+ * end, so settlement window + grace must exceed the challenge window, with room left to post the
+ * batches; otherwise anyone could void every session before the keeper may finalize it.
+ * Returns the error to report, or null when the windows fit. All arguments in seconds; the
+ * grace period and challenge window are the vault's (`gracePeriod()`, `challengeWindow()`).
+ */
+export function checkSettlementWindow(settlementWindowSec: number, gracePeriodSec: number, challengeWindowSec: number): string | null {
+  if (settlementWindowSec + gracePeriodSec > challengeWindowSec) return null;
+  return (
+    `${ENV.settlementWindowSec}: ${settlementWindowSec} s + the vault's grace period ${gracePeriodSec} s must exceed its ` +
+    `challenge window ${challengeWindowSec} s (plus the time to post the batches), or anyone may void a session ` +
+    "before the keeper may finalize it"
+  );
+}

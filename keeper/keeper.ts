@@ -4,8 +4,9 @@
 // HTTP app. Nothing listens here; keeper/api/server.ts does.
 import pino from "pino";
 import type { FastifyInstance } from "fastify";
-import type { KeeperConfig } from "./config.ts";
-import { openDatabase, type Db } from "./store/database.ts";
+import { parseEther, parseGwei } from "viem";
+import { checkSettlementWindow, ConfigError, type KeeperConfig } from "./config.ts";
+import { onStorageFailure, openDatabase, type Db } from "./store/database.ts";
 import { readDeployment, type Deployment } from "./chain/deployment.ts";
 import { createChainClients } from "./chain/client.ts";
 import { TxSender } from "./chain/tx-sender.ts";
@@ -16,6 +17,7 @@ import { SessionRunner, type ChainPorts, type LoopFactory } from "./session/runn
 import { KeeperService } from "./api/service.ts";
 import { StreamHub } from "./stream/hub.ts";
 import { Metrics } from "./ops/metrics.ts";
+import { HealthRegistry } from "./ops/health.ts";
 import { buildApp } from "./api/app.ts";
 import { ApiThread } from "./api/api-thread.ts";
 import { catalogue, loadCatalogueFile, type CatalogueEntry } from "./brokers/catalogue.ts";
@@ -34,6 +36,8 @@ export interface Keeper {
   service: KeeperService;
   hub: StreamHub;
   metrics: Metrics;
+  /** What each part (settlement, watcher, journal, tx sender) last did; /healthz reads it. */
+  health: HealthRegistry;
   chain: ChainPorts | null;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -50,6 +54,11 @@ export interface KeeperOptions {
   createLoop?: LoopFactory;
   logger?: pino.Logger;
   env?: NodeJS.ProcessEnv;
+  /**
+   * A storage write failed (disk full, read-only, I/O error): memory may not run ahead of the
+   * disk, so the keeper stops. Default: exit the process with code 70 after logging the real error.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {}): Promise<Keeper> {
@@ -61,10 +70,28 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
   const db = openDatabase(config.dbPath);
   const clock = opts.clock ?? systemClock;
   const metrics = new Metrics();
+  const health = new HealthRegistry({ stallMs: config.healthStallSec * 1000 });
+  onStorageFailure(db, (err) => {
+    health.component("journal").problem(err.message);
+    log.fatal({ err }, "storage failed: the keeper stops (nothing after the last commit was applied)");
+    (opts.onFatal ?? (() => {
+      process.exitCode = 70;
+      setImmediate(() => process.exit(70));
+    }))(err);
+  });
 
   let chain: ChainPorts | null = null;
   if (opts.chain !== null) {
     const clients = createChainClients({ rpcUrl: config.rpcUrl, chainId: config.chainId, settlerKey: config.settlerKey as `0x${string}`, pollMs: config.chainPollMs });
+    // A session's deadline must leave room for the vault's challenge window, else anyone could
+    // void it before the keeper may finalize.
+    const at = { address: deployment.vault, abi: vaultAbi } as const;
+    const [grace, challenge] = await Promise.all([
+      clients.publicClient.readContract({ ...at, functionName: "gracePeriod" }),
+      clients.publicClient.readContract({ ...at, functionName: "challengeWindow" }),
+    ]);
+    const tooShort = checkSettlementWindow(config.settlementWindowSec, Number(grace), Number(challenge));
+    if (tooShort !== null) throw new ConfigError([tooShort]);
     const sender = new TxSender({
       clients,
       db,
@@ -74,6 +101,12 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
       pollMs: Math.min(config.chainPollMs, 500),
       log: log.child({ part: "tx" }),
       afterBroadcast: (step) => metrics.chainTxs.inc({ step: step.split(":")[2] ?? step }),
+      confirmations: config.confirmations,
+      maxFeePerGas: parseGwei(config.maxFeeGwei),
+      maxSessionFeeWei: parseEther(config.maxSessionFeeEth),
+      rpcRetryMs: config.rpcRetrySec * 1000,
+      metrics,
+      health: health.component("tx-sender"),
     });
     chain = { clients, sender, permits: new PermitSigner(clients.publicClient, clients.settler, deployment.vault) };
   }
@@ -81,9 +114,9 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
   const brokers = opts.catalogue ?? catalogue(opts.env ?? process.env, config.brokersPath === undefined ? loadCatalogueFile() : loadCatalogueFile(config.brokersPath));
   const createLoop =
     opts.createLoop ?? executorLoopFactory({ catalogue: brokers, clock, tickMs: config.tickMs, metrics, log: log.child({ part: "executor" }), db });
-  const runner = new SessionRunner({ config, db, deployment, chain, metrics, log: log.child({ part: "session" }), clock, createLoop });
+  const runner = new SessionRunner({ config, db, deployment, chain, metrics, health, log: log.child({ part: "session" }), clock, createLoop });
   const hub = new StreamHub({ maxBufferedBytes: config.wsMaxBufferedBytes, bookThrottleMs: config.wsBookThrottleMs });
-  const service = new KeeperService({ config, db, deployment, runner, hub, metrics, catalogue: brokers, chain, clock });
+  const service = new KeeperService({ config, db, deployment, runner, hub, metrics, health, catalogue: brokers, chain, clock });
   const publisher = new StreamPublisher(runner, hub, service);
   const stream = {
     pingIntervalMs: config.wsPingMs,
@@ -114,6 +147,7 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
     service,
     hub,
     metrics,
+    health,
     chain,
     async start() {
       metrics.timerLag.start();
@@ -122,6 +156,8 @@ export async function createKeeper(config: KeeperConfig, opts: KeeperOptions = {
       await runner.start();
     },
     async stop() {
+      // A send waiting at the fee cap or for funds ends first, so the runner can stop.
+      chain?.sender.stop();
       await api.stop();
       metrics.timerLag.stop();
       await runner.stop();

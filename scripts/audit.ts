@@ -1,6 +1,9 @@
 // Recomputes one session's settlement from public data and says whether it holds up.
 //
 //   npm run audit -- --session N [--graphql URL] [--fill-log URL-or-file] [--rpc URL]
+//   npm run audit -- --watch …   the watchtower: audits every session as its challenge window
+//                                opens and, with the guardian's key, vetoes one that fails
+//                                (scripts/audit/watch.ts, options in scripts/audit/watch-cli.ts)
 //
 // Inputs: the indexer's GraphQL (the session's commitments, posted batches and deltas; default
 // http://127.0.0.1:42069/graphql) and the keeper's published fill log (default
@@ -305,16 +308,18 @@ export function auditSession(input: {
     });
   }
   if (record.deltas.length !== posted.length) decodeProblems.push(`${record.deltas.length} deltas indexed, ${posted.length} entries posted`);
-  check("indexed deltas", decodeProblems.length === 0, decodeProblems.length === 0 ? `${posted.length} entries, as posted` : listFirst(decodeProblems));
-
-  // 4. Conservation: every token nets to zero (and the indexer's aggregate agrees).
+  // The indexer's per-token aggregate must agree with the entries too (an indexer problem, not the
+  // settlement's: the watchtower retries these).
   const nets = new Map<number, bigint>();
   for (const e of posted) nets.set(e.tokenIndex, (nets.get(e.tokenIndex) ?? 0n) + e.delta);
+  for (const n of record.nets) {
+    if (n.net !== (nets.get(n.tokenIndex) ?? 0n)) decodeProblems.push(`indexer's net for ${symbol(n.tokenIndex)} is ${n.net}, entries sum to ${nets.get(n.tokenIndex) ?? 0n}`);
+  }
+  check("indexed deltas", decodeProblems.length === 0, decodeProblems.length === 0 ? `${posted.length} entries, as posted` : listFirst(decodeProblems));
+
+  // 4. Conservation: every token's posted entries net to zero.
   const netProblems: string[] = [];
   for (const [t, net] of nets) if (net !== 0n) netProblems.push(`${symbol(t)} nets to ${net}`);
-  for (const n of record.nets) {
-    if (n.net !== (nets.get(n.tokenIndex) ?? 0n)) netProblems.push(`indexer's net for ${symbol(n.tokenIndex)} is ${n.net}, entries sum to ${nets.get(n.tokenIndex) ?? 0n}`);
-  }
   check(
     "deltas net to zero",
     netProblems.length === 0,
@@ -416,6 +421,7 @@ async function main(): Promise<number> {
   } catch (error) {
     console.error(`audit: ${(error as Error).message}`);
     console.error("usage: npm run audit -- --session N [--graphql URL] [--fill-log URL-or-file] [--rpc URL]");
+    console.error("       npm run audit -- --watch [options]   (the watchtower; see scripts/audit/watch-cli.ts)");
     return 2;
   }
   try {
@@ -439,5 +445,8 @@ async function main(): Promise<number> {
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  process.exitCode = await main();
+  // No top-level await: the watchtower's modules import this one, which must finish evaluating first.
+  const argv = process.argv.slice(2);
+  const run = argv.includes("--watch") ? import("./audit/watch-cli.ts").then((cli) => cli.runWatch(argv)) : main();
+  void run.then((code) => (process.exitCode = code));
 }

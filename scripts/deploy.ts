@@ -1,15 +1,19 @@
 // Deploys the CME vault and writes deployments/<chainId>.json.
 //   local node:  npx hardhat node   then   npm run deploy -- --network localhost
 //   any RPC:     CME_RPC_URL=… CME_SETTLER_KEY=… CME_TREASURY_ADDRESS=… CME_INSURANCE_ADDRESS=… \
-//                CME_TOKENS=0xUSDC,0xPEPE npm run deploy -- --network remote
+//                CME_GUARDIAN=… CME_TOKENS=0xUSDC,0xPEPE npm run deploy -- --network remote
 // The deployer is admin. On chain 31337 without CME_TOKENS it deploys MockUSDC and the PEPE, WIF,
 // BONK mocks (open mint); there settler, treasury and insurance default to Hardhat accounts #1, #2
-// and #3. Elsewhere CME_TREASURY_ADDRESS and CME_INSURANCE_ADDRESS are required and the settler
-// defaults to the deployer. Any of them can be set by environment anywhere.
-// Optional: CME_GRACE_PERIOD (seconds, default 300 locally, 3600 elsewhere), CME_DEPLOYMENT (path).
+// and #3, and the guardian to Hardhat account #19 (LOCAL_GUARDIAN). Elsewhere CME_TREASURY_ADDRESS,
+// CME_INSURANCE_ADDRESS and CME_GUARDIAN (the auditors' multisig that runs the watchtower,
+// `npm run audit -- --watch`) are required and the settler defaults to the deployer. Any of them
+// can be set by environment anywhere.
+// Optional: CME_GRACE_PERIOD (seconds, default 300 locally, 3600 elsewhere), CME_SESSION_GAP_SEC
+// and CME_CHALLENGE_WINDOW_SEC (seconds; default the vault's floors, 600 and 900),
+// CME_DEPLOYMENT (path).
 import { network } from "hardhat";
 import { getAddress, isAddress, type Address } from "viem";
-import { deployCME, writeDeployment, type DeployCMEOptions } from "../keeper/chain/deploy.ts";
+import { deployCME, LOCAL_GUARDIAN, writeDeployment, type DeployCMEOptions } from "../keeper/chain/deploy.ts";
 
 const LOCAL_CHAIN_ID = 31337;
 
@@ -20,10 +24,11 @@ function envAddress(name: string): Address | undefined {
   return getAddress(value);
 }
 
-function envGracePeriod(fallback: bigint): bigint {
-  const value = process.env.CME_GRACE_PERIOD;
-  if (value === undefined || value === "") return fallback;
-  if (!/^\d+$/.test(value)) throw new Error(`CME_GRACE_PERIOD must be whole seconds, got ${value}`);
+/** Whole seconds from the environment, or undefined when unset. */
+function envSeconds(name: string): bigint | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d+$/.test(value)) throw new Error(`${name} must be whole seconds, got ${value}`);
   return BigInt(value);
 }
 
@@ -50,20 +55,44 @@ function role(name: string, index: number): Address {
   return wallet.account.address;
 }
 
+// The guardian vetoes settlements that do not match the published fill log: without one nothing
+// stops a dishonest settler, so a real chain must name it.
+const guardian = envAddress("CME_GUARDIAN") ?? (local ? LOCAL_GUARDIAN : undefined);
+if (guardian === undefined) throw new Error("CME_GUARDIAN must be set: the address (an auditors' multisig) that may veto sessions");
+const sessionGap = envSeconds("CME_SESSION_GAP_SEC");
+const challengeWindow = envSeconds("CME_CHALLENGE_WINDOW_SEC");
+// The vault's bounds (CMEVault MIN_SESSION_GAP, MIN/MAX_CHALLENGE_WINDOW), checked before anything
+// is sent so a real chain is not left with a half-configured vault.
+if (sessionGap !== undefined && sessionGap < 600n) throw new Error(`CME_SESSION_GAP_SEC must be at least 600 (the vault's floor), got ${sessionGap}`);
+if (challengeWindow !== undefined && (challengeWindow < 900n || challengeWindow > 259_200n)) {
+  throw new Error(`CME_CHALLENGE_WINDOW_SEC must be within [900, 259200] (the vault's bounds), got ${challengeWindow}`);
+}
+
 const options: DeployCMEOptions = {
   settler: local ? role("CME_SETTLER_ADDRESS", 1) : (envAddress("CME_SETTLER_ADDRESS") ?? deployer.account.address),
   treasury: role("CME_TREASURY_ADDRESS", 2),
   insurance: role("CME_INSURANCE_ADDRESS", 3),
-  gracePeriod: envGracePeriod(local ? 300n : 3600n),
+  guardian,
+  ...(sessionGap === undefined ? {} : { sessionGap }),
+  ...(challengeWindow === undefined ? {} : { challengeWindow }),
+  gracePeriod: envSeconds("CME_GRACE_PERIOD") ?? (local ? 300n : 3600n),
   // mocks only on the local chain, and only when no real tokens are named
   mocks: local && tokens.length === 0,
   tokens: tokens.map((t) => getAddress(t)),
 };
 
+// The guardian checks the settler and the admin; on a real chain it must be neither.
+if (!local && (guardian === options.settler || guardian === deployer.account.address)) {
+  throw new Error(`CME_GUARDIAN ${guardian} is the ${guardian === options.settler ? "settler" : "admin (deployer)"}: the guardian must be a separate account`);
+}
+
 const record = await deployCME(viem, options);
 const path = writeDeployment(record, process.env.CME_DEPLOYMENT || undefined);
+const vault = await viem.getContractAt("CMEVault", record.vault);
 console.log(`CMEVault ${record.vault} on chain ${record.chainId} (block ${record.startBlock})`);
 console.log(`  settler   ${record.settler}`);
+console.log(`  guardian  ${guardian}`);
+console.log(`  windows   grace ${await vault.read.gracePeriod()} s, session gap ${await vault.read.sessionGap()} s, challenge ${await vault.read.challengeWindow()} s`);
 console.log(`  treasury  ${record.treasury}`);
 console.log(`  insurance ${record.insurance}`);
 for (const t of record.tokens) console.log(`  token #${t.index} ${t.symbol.padEnd(5)} ${t.address} (${t.decimals} decimals)`);

@@ -48,6 +48,7 @@ const CALLS = new Set([
   "brokers",
   "fillLog",
   "settlement",
+  "withdrawal",
   "metrics",
   "setBroker",
   "setPrompt",

@@ -312,6 +312,19 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
     },
     async (req) => k.account(req.params.address),
   );
+  app.get<{ Params: { address: string }; Querystring: { token: string } }>(
+    "/api/accounts/:address/withdrawal",
+    {
+      schema: {
+        tags: ["pit"],
+        summary: "How a wallet can withdraw a token now (vault.withdraw, a keeper permit, or wait), how much, and why",
+        params: { type: "object", required: ["address"], properties: { address: { type: "string", pattern: "^0x[0-9a-fA-F]{40}$" } } },
+        querystring: S.withdrawalQuery,
+        response: { 200: S.withdrawalSchema, ...errors(400) },
+      },
+    },
+    async (req, reply) => send(reply, await k.withdrawal(req.params.address, req.query.token), (v) => v),
+  );
   app.get<{ Params: { id: number } }>(
     "/api/sessions/:id/fill-log",
     {

@@ -9,7 +9,7 @@ import type { ActionType, KeeperDomain } from "../auth/eip712.ts";
 import { checkEnvelope, checkSignature, type AuthFailure } from "../auth/verify.ts";
 import { Fanout, type FanoutStats } from "../stream/fanout.ts";
 import type { ActionOutcome, KeeperPort, PermitView, Refusal, SessionView, Signed, StreamClient, UserSettingsView } from "./port.ts";
-import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SettlementWire, TopPromptWire, TradeWire } from "./wire.ts";
+import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire } from "./wire.ts";
 import { READ_LIST_MAX, type ReadDelta } from "./read-feed.ts";
 import type { Lane, PitRpc } from "./pit-rpc.ts";
 
@@ -233,6 +233,11 @@ export class MirrorPort implements KeeperPort {
 
   metrics(): Promise<string> {
     return this.#call("read", "metrics");
+  }
+
+  withdrawal(address: string, token: string): Promise<ActionOutcome<WithdrawalWire>> {
+    // Reads the chain: the action lane, as settlement.
+    return this.#call<ActionOutcome<WithdrawalWire>>("action", "withdrawal", address, token);
   }
 
   // ---------------------------------------------------------------- signed actions

@@ -20,6 +20,7 @@ import type {
   TopPromptWire,
   TradeWire,
   UserSettingsWire,
+  WithdrawalWire,
 } from "./wire.ts";
 
 export type { StreamClient };
@@ -65,6 +66,8 @@ export interface KeeperPort {
   account(address: string): Awaitable<AccountWire>;
   fillLog(sessionId: number): Awaitable<{ body: string; hash: string } | undefined>;
   settlement(sessionId: number): Promise<SettlementWire | undefined>;
+  /** How `address` can withdraw `token` (symbol or address) now, how much and why; refuses an unlisted token. */
+  withdrawal(address: string, token: string): Promise<ActionOutcome<WithdrawalWire>>;
   domain(): KeeperDomain;
   health(): Awaitable<HealthWire>;
   metrics(): Awaitable<string>;

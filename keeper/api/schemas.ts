@@ -4,6 +4,7 @@
 import { SESSION_PHASES } from "../core/phases.ts";
 import { promptFieldSchema } from "../brokers/prompt-rules.ts";
 import { isCanonicalUint256 } from "../auth/verify.ts";
+import { WITHDRAWAL_CODES, WITHDRAWAL_ROUTES } from "../session/withdrawal.ts";
 
 /** Formats the request schemas use beyond JSON Schema's own (buildApp gives them to ajv). */
 export const formats = {
@@ -323,6 +324,38 @@ export const accountSchema = {
   },
 } as const;
 
+/** GET /api/accounts/:address/withdrawal: which token. */
+export const withdrawalQuery = {
+  type: "object",
+  additionalProperties: false,
+  required: ["token"],
+  properties: { token: { type: "string", pattern: "^([A-Za-z0-9]{1,12}|0x[0-9a-fA-F]{40})$", description: "a listed token's symbol (USDC) or address" } },
+} as const;
+
+export const withdrawalSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["account", "token", "tokenAddress", "decimals", "sessionId", "phase", "vaultPhase", "route", "code", "available", "balance", "reason"],
+  properties: {
+    account: address,
+    token: { type: "string", description: "symbol" },
+    tokenAddress: address,
+    decimals: { type: "integer" },
+    sessionId: { type: "integer", description: "the keeper's session" },
+    phase: { type: "string", enum: SESSION_PHASES, description: "the keeper's phase" },
+    vaultPhase: { type: ["string", "null"], enum: ["none", "trading", "settling", "finalized", "voided", null], description: "the vault's phase of its current session; null without a chain" },
+    route: {
+      type: "string",
+      enum: WITHDRAWAL_ROUTES,
+      description: "direct: vault.withdraw; permit: POST /withdrawal-permit, then vault.withdrawWithPermit; wait: nothing can leave now",
+    },
+    code: { type: "string", enum: WITHDRAWAL_CODES, description: "why (keeper/session/withdrawal.ts)" },
+    available: { ...uintString, description: "token base units the route can take now" },
+    balance: { ...uintString, description: "the vault's balanceOf (a posted, unfinalized delta excluded)" },
+    reason: { type: "string", description: "why, in words that follow \"up to <available> now:\"" },
+  },
+} as const;
+
 export const settlementSchema = {
   type: "object",
   additionalProperties: false,
@@ -364,6 +397,21 @@ export const healthSchema = {
     chainBlock: { type: ["integer", "null"] },
     journalSeq: { type: "integer" },
     wsClients: { type: "integer" },
+    components: {
+      type: "object",
+      description: "each part that must make progress (settlement, watcher, journal, tx-sender): unhealthy names the part and why",
+      additionalProperties: {
+        type: "object",
+        additionalProperties: false,
+        required: ["ok", "reason", "lastProgressAt", "expecting"],
+        properties: {
+          ok: { type: "boolean" },
+          reason: { type: ["string", "null"] },
+          lastProgressAt: { type: ["integer", "null"] },
+          expecting: { type: "boolean" },
+        },
+      },
+    },
   },
 } as const;
 

@@ -21,11 +21,13 @@ import type { ChainPorts, SessionRunner } from "../session/runner.ts";
 import type { SessionPit } from "../session/pit.ts";
 import type { StreamHub } from "../stream/hub.ts";
 import type { Metrics } from "../ops/metrics.ts";
+import type { HealthRegistry } from "../ops/health.ts";
 import type { CatalogueEntry } from "../brokers/catalogue.ts";
 import { publicEntry } from "../brokers/catalogue.ts";
 import type { Clock } from "../executor/clock.ts";
 import { PitViews } from "./pit-views.ts";
-import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SessionWire, SettlementWire, TopPromptWire, TradeWire } from "./wire.ts";
+import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SessionWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire } from "./wire.ts";
+import { decideWithdrawal, readVaultWithdrawalView } from "../session/withdrawal.ts";
 
 /** What the service needs of the keeper's configuration. */
 export interface ServiceConfig {
@@ -40,6 +42,8 @@ export interface KeeperServiceDeps {
   runner: SessionRunner;
   hub: StreamHub;
   metrics: Metrics;
+  /** Progress and stalls of settlement, the watcher, the journal and the tx sender. */
+  health?: HealthRegistry;
   catalogue: CatalogueEntry[];
   chain: ChainPorts | null;
   clock: Clock;
@@ -192,6 +196,51 @@ export class KeeperService implements KeeperPort {
     return progressOf(this.#d.db, sessionId, onChain);
   }
 
+  /**
+   * How `address` can withdraw `token` now, how much and why (session/withdrawal.ts): the vault's
+   * view read at one block, then the keeper's phase and, while it trades or closes, what the pit
+   * lets a permit reserve.
+   */
+  async withdrawal(address: string, token: string): Promise<ActionOutcome<WithdrawalWire>> {
+    const tokens = this.#d.deployment.tokens;
+    const t = tokens.find((x) => x.symbol.toUpperCase() === token.toUpperCase() || x.address.toLowerCase() === token.toLowerCase());
+    if (t === undefined) return refusal(400, "unknown_token", `${token} is not listed (listed: ${tokens.map((x) => x.symbol).join(", ")})`, "token");
+    const account = getAddress(address);
+    const chain = this.#d.chain;
+    const vault = chain === null ? null : await readVaultWithdrawalView(chain.clients.publicClient, this.#d.deployment.vault, account, t.address);
+    // The keeper's side after the chain read, so it is no older than the vault's.
+    const db = this.#d.db;
+    const runner = this.#d.runner;
+    const cur = runner.current;
+    const accountId = accountIdOf(db, account);
+    const ledger = accountId === undefined ? 0n : getBalance(db, accountId, t.index);
+    const d = decideWithdrawal({
+      keeper: { sessionId: cur.id, phase: cur.phase },
+      symbol: t.symbol,
+      decimals: t.decimals,
+      vault,
+      pit: runner.permitAllowance(accountId, t.index),
+      ledger,
+    });
+    return {
+      ok: true,
+      value: {
+        account,
+        token: t.symbol,
+        tokenAddress: getAddress(t.address),
+        decimals: t.decimals,
+        sessionId: cur.id,
+        phase: cur.phase,
+        vaultPhase: vault?.phase ?? null,
+        route: d.route,
+        code: d.code,
+        available: d.available.toString(),
+        balance: (vault?.balance ?? ledger).toString(),
+        reason: d.reason,
+      },
+    };
+  }
+
   domain() {
     return this.#domain;
   }
@@ -199,13 +248,15 @@ export class KeeperService implements KeeperPort {
   health(): HealthWire {
     const runner = this.#d.runner;
     const c = getCursor(this.#d.db);
+    const parts = this.#d.health?.report();
     return {
-      ok: runner.current !== undefined,
+      ok: runner.current !== undefined && runner.halted === null && (parts?.ok ?? true),
       phase: runner.current?.phase ?? "starting",
       sessionId: runner.current?.id ?? 0,
       chainBlock: c === undefined ? null : Number(c),
       journalSeq: runner.pit?.seq ?? 0,
       wsClients: this.#d.hub.size,
+      ...(parts === undefined ? {} : { components: parts.components }),
     };
   }
 

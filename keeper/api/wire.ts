@@ -18,6 +18,7 @@ export type SettlementWire = FromSchema<typeof S.settlementSchema>;
 export type HealthWire = FromSchema<typeof S.healthSchema>;
 export type UserSettingsWire = FromSchema<typeof S.userSettingsSchema>;
 export type PermitWire = FromSchema<typeof S.permitSchema>;
+export type WithdrawalWire = FromSchema<typeof S.withdrawalSchema>;
 export type OrderEventWire = FromSchema<typeof S.orderEventSchema>;
 export type LiquidationWire = FromSchema<typeof S.liquidationSchema>;
 

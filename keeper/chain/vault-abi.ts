@@ -31,6 +31,7 @@ export const vaultAbi = parseAbi([
   "function nextSessionAt() view returns (uint64)",
   "function sessionGap() view returns (uint64)",
   "function challengeWindow() view returns (uint64)",
+  "function gracePeriod() view returns (uint64)",
   "function tokenCount() view returns (uint8)",
   "function tokenAt(uint8 tokenIndex) view returns (address)",
   "function tokenIndexOf(address token) view returns (uint8 tokenIndex, bool listed)",

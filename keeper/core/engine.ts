@@ -85,7 +85,9 @@ const TRANSITIONS: Readonly<Record<EngineStep, readonly [SessionPhase, SessionPh
 /** Phases in which a non-transition command may run, and the code when it may not. */
 const ALLOWED: Readonly<Record<Exclude<CommandType, keyof typeof TRANSITIONS>, readonly [readonly SessionPhase[], RejectCode]>> = {
   deposit: [["pre_session", "trading", "closing"], "wrong_phase"],
-  withdraw: [["pre_session", "trading"], "wrong_phase"],
+  // Closing too: a withdrawal lowers the balance and the net deposit together and never below
+  // zero, so the closing cross's two facts (gains sum to zero; net deposits >= 0) still hold.
+  withdraw: [["pre_session", "trading", "closing"], "wrong_phase"],
   place: [["trading"], "not_trading"],
   cancel: [["trading"], "not_trading"],
   cancel_all: [["trading"], "not_trading"],

@@ -34,6 +34,10 @@ export function executorLoopFactory(deps: LoopDeps): LoopFactory {
       sink: {
         event: (e: ExecutorEvent) => onEvent(deps, e, onOutcry),
         decision: (r) => {
+          deps.log.debug(
+            { user: r.user, tick: r.tick, source: r.source, accepted: r.accepted, refusals: r.refusals.map((x) => x.text), orders: r.decision?.orders?.length ?? 0 },
+            "broker decision",
+          );
           if (r.call !== undefined || r.failure !== undefined) {
             deps.metrics.modelCalls.inc({ broker: r.brokerId, outcome: r.failure?.code ?? "ok" });
           }

@@ -14,7 +14,7 @@ import { EventEmitter } from "node:events";
 import type { Address } from "viem";
 import { encodeFunctionData, getAddress } from "viem";
 import type { Db } from "../store/database.ts";
-import { durable, transaction } from "../store/database.ts";
+import { durable, StorageError, transaction } from "../store/database.ts";
 import { Journal } from "../store/journal.ts";
 import { getSession, latestSession, putSession, type SessionRecord } from "../store/sessions.ts";
 import { accountIdOf, addressOf, getBalance, getCursor, listBalances, putAccount, setBalance, setCursor } from "../store/ledger.ts";
@@ -25,22 +25,26 @@ import { putFillLog, putTopPrompts } from "../store/published.ts";
 import type { Deployment, TokenInfo } from "../chain/deployment.ts";
 import type { ChainClients } from "../chain/client.ts";
 import type { TxSender } from "../chain/tx-sender.ts";
-import { VaultWatcher, type VaultEvent } from "../chain/watcher.ts";
+import { VaultWatcher, type ReorgInfo, type VaultEvent } from "../chain/watcher.ts";
+import { isFinalError, retryUntil } from "../chain/retry.ts";
+import { readVaultBalances } from "../chain/vault-balances.ts";
 import type { PermitSigner } from "../chain/permit-signer.ts";
 import { vaultAbi } from "../chain/vault-abi.ts";
 import type { Clock, TimerHandle } from "../executor/clock.ts";
 import type { Metrics } from "../ops/metrics.ts";
+import type { HealthRegistry } from "../ops/health.ts";
 import { buildMarket, type PairMeta } from "./pairs.ts";
 import { buildPlan } from "../settlement/plan.ts";
 import type { FillLogRecorder } from "../settlement/recorder.ts";
-import { chainTime, fastForwardTo, LOCAL_CHAIN_ID, progressOf, readOnChainSession, runSettlement, type SettlementProgress } from "../settlement/submit.ts";
-import type { SessionPit } from "./pit.ts";
+import { chainTime, fastForwardTo, LOCAL_CHAIN_ID, progressOf, readOnChainSession, runSettlement, SettlementError, type SettlementProgress } from "../settlement/submit.ts";
+import { JournalGapError, type SessionPit } from "./pit.ts";
 import type { ExecutorPort } from "./executor-port.ts";
 import { openPit, type OpenPit } from "./open-pit.ts";
 import { OutcryFeed, type OutcryLine } from "./outcry.ts";
 import { stepFrom, type SessionPhase, type SessionStep } from "../core/phases.ts";
 import type { CommandResult, EngineConfig } from "../core/types.ts";
 import { checkPrompt } from "../brokers/prompt-rules.ts";
+import type { PitAllowance } from "./withdrawal.ts";
 
 export interface Logger {
   info(o: object, m?: string): void;
@@ -112,6 +116,8 @@ export interface RunnerDeps {
   deployment: Deployment;
   chain: ChainPorts | null;
   metrics: Metrics;
+  /** Where settlement, the watcher and the journal report progress and stalls (/healthz). */
+  health?: HealthRegistry;
   log: Logger;
   clock: Clock;
   createLoop?: LoopFactory;
@@ -135,6 +141,8 @@ export class SessionRunner {
   port: ExecutorPort | null = null;
   market!: { engine: EngineConfig; pairs: PairMeta[] };
   participants: Participant[] = [];
+  /** Set when a chain reorg reached the running session: trading stopped, and why. */
+  halted: string | null = null;
   treasuryId = 0;
   insuranceId = 0;
   readonly watcher: VaultWatcher | null;
@@ -169,6 +177,11 @@ export class SessionRunner {
               deps.metrics.errors.inc({ where: "watcher" });
               deps.log.warn({ err }, "chain watcher poll failed");
             },
+            db: deps.db,
+            log: deps.log,
+            metrics: deps.metrics,
+            ...(deps.health === undefined ? {} : { health: deps.health.component("watcher") }),
+            onReorg: (r) => this.#onReorg(r),
           });
   }
 
@@ -179,12 +192,16 @@ export class SessionRunner {
     if (chain !== null) {
       if (getCursor(db) === undefined) setCursor(db, BigInt(deployment.startBlock) - 1n);
       await chain.sender.reconcile();
-      await this.watcher!.poll();
-      this.watcher!.start();
     }
     this.treasuryId = await this.#accountId(deployment.treasury);
     this.insuranceId = await this.#accountId(deployment.insurance);
+    // The pit is rebuilt before the watcher catches up, so a deposit mined while the keeper was
+    // down during trading or closing is credited to the session it belongs to, once, in order.
     await this.#enqueue(() => this.#resume());
+    if (chain !== null) {
+      await this.watcher!.poll();
+      this.watcher!.start();
+    }
   }
 
   async stop(): Promise<void> {
@@ -203,7 +220,12 @@ export class SessionRunner {
     this.#queue = run.catch((err) => {
       this.#d.metrics.errors.inc({ where: "runner" });
       this.#d.log.error({ err }, "session runner step failed");
-      // Retry the step later rather than leave the session stuck.
+      // Storage failures and a journal that cannot be replayed need the operator: retrying would
+      // only repeat them. Anything else is retried rather than leave the session stuck.
+      if (err instanceof StorageError || err instanceof JournalGapError) {
+        this.#d.health?.component("journal").problem((err as Error).message);
+        return;
+      }
       if (!this.#stopped) this.#schedule(5_000);
     });
     return run;
@@ -285,7 +307,7 @@ export class SessionRunner {
 
   /** Takes the step that leaves the current phase (settled: the next session opens). */
   async #advance(): Promise<void> {
-    if (this.#stopped) return;
+    if (this.#stopped || this.halted !== null) return;
     const step: SessionStep | null = stepFrom(this.current.phase);
     switch (step) {
       case "start_trading":
@@ -341,9 +363,11 @@ export class SessionRunner {
       watcher.hold(BigInt(startBlock));
       await watcher.syncTo(BigInt(startBlock));
     }
+    const opening = (chain === null ? listBalances(db) : await this.#openingFromVault(BigInt(startBlock))).filter((b) =>
+      this.market.engine.assets.some((a) => a.id === b.tokenIndex),
+    );
     const participants = this.#participants();
     const now = this.#d.clock.now();
-    const opening = listBalances(db).filter((b) => this.market.engine.assets.some((a) => a.id === b.tokenIndex));
     const parts = this.#newPit();
     const pit = parts.pit;
     transaction(db, () => {
@@ -382,6 +406,38 @@ export class SessionRunner {
     }
     this.#d.log.info({ sessionId, opensAt: new Date(opensAt * 1000).toISOString() }, "waiting for the vault's withdrawal window to close before starting the session");
     return (opensAt - now) * 1000 + 1_000;
+  }
+
+  /**
+   * The vault's balances at the session's start block are the opening snapshot. Where the keeper's
+   * own table disagrees (a missed or reorged event), the vault wins, the table is corrected and the
+   * difference is logged loudly.
+   */
+  async #openingFromVault(startBlock: bigint): Promise<{ accountId: number; tokenIndex: number; balance: bigint }[]> {
+    const { chain, db, deployment, log } = this.#d;
+    const vault = await readVaultBalances(chain!.clients.publicClient, deployment.vault, deployment.tokens, startBlock);
+    const mine = new Map(listBalances(db).map((b) => [`${b.accountId}/${b.tokenIndex}`, b.balance]));
+    const differences: string[] = [];
+    for (const b of vault) {
+      const key = `${b.accountId}/${b.tokenIndex}`;
+      if (mine.get(key) !== b.balance) differences.push(`${key}: keeper ${mine.get(key) ?? 0n}, vault ${b.balance}`);
+      mine.delete(key);
+    }
+    for (const [key, balance] of mine) differences.push(`${key}: keeper ${balance}, vault 0`);
+    if (differences.length > 0) {
+      log.error({ startBlock: startBlock.toString(), differences: differences.slice(0, 20), count: differences.length }, "opening snapshot: the keeper's balances disagreed with the vault; using the vault's");
+      transaction(db, () => {
+        for (const key of mine.keys()) {
+          const [accountId, tokenIndex] = key.split("/").map(Number);
+          setBalance(db, accountId!, tokenIndex!, 0n);
+        }
+        for (const b of vault) {
+          putAccount(db, b.accountId, b.address, Number(startBlock));
+          setBalance(db, b.accountId, b.tokenIndex, b.balance);
+        }
+      });
+    }
+    return vault.map(({ accountId, tokenIndex, balance }) => ({ accountId, tokenIndex, balance }));
   }
 
   /** Everyone with a broker and a vault account; pairs default to all. */
@@ -444,11 +500,52 @@ export class SessionRunner {
     this.#settleInBackground(id);
   }
 
+  /**
+   * Settlement is retried, with backoff and a log line per failure, until it is done or provably
+   * impossible (a vault refusal, a plan the vault contradicts) or the settlement window is over.
+   */
   #settleInBackground(sessionId: number): void {
-    void this.settle(sessionId).catch((err) => {
-      this.#d.metrics.errors.inc({ where: "settlement" });
-      this.#d.log.error({ err, sessionId }, "settlement stopped");
-    });
+    const h = this.#d.health?.component("settlement");
+    h?.expect(true);
+    void retryUntil(`session:${sessionId}:settle`, () => this.settle(sessionId), {
+      deadlineMs: this.#d.config.settlementWindowSec * 1000,
+      log: this.#d.log,
+      metrics: this.#d.metrics,
+      stopped: () => this.#stopped,
+      ...(h === undefined ? {} : { health: h }),
+      isFinal: (e) => isFinalError(e) || (e instanceof SettlementError && !/did not converge/.test(e.message)),
+    }).then(
+      () => h?.expect(false),
+      (err) => {
+        if (this.#stopped) return;
+        this.#d.metrics.errors.inc({ where: "settlement" });
+        this.#d.log.error({ err, sessionId }, "settlement stopped: run `npm run settle -- --session N` once the cause is fixed");
+        h?.problem(`settlement of session ${sessionId} stopped: ${(err as Error).message}`);
+      },
+    );
+  }
+
+  /**
+   * The chain reorganised below blocks the keeper had processed. The watcher has rewound its
+   * cursor and will hand over what the new chain holds; balances touched by the reverted events
+   * are re-read from the vault. If the current session's opening or its deposits were among them,
+   * trading stops loudly: the pit may hold credits that no longer exist.
+   */
+  #onReorg(r: ReorgInfo): void {
+    this.#d.metrics.errors.inc({ where: "reorg" });
+    this.#d.log.error({ forkBlock: r.forkBlock.toString(), cursor: r.cursor.toString(), exact: r.exact, reverted: r.reverted.length }, "chain reorg: the watcher rewound");
+    const cur = this.current;
+    const live = cur.phase === "trading" || cur.phase === "closing";
+    const startBlock = BigInt(cur.startBlock ?? 0);
+    const touchesSession = r.forkBlock < startBlock || r.reverted.some((e) => BigInt(e.block) > startBlock);
+    if (live && touchesSession && this.halted === null) {
+      this.halted = `chain reorg back to block ${r.forkBlock} reached session ${cur.id}: trading halted; the session will be voided at its deadline unless an operator resumes it`;
+      this.#timer?.cancel();
+      void this.#loop?.stop();
+      this.#loop = null;
+      this.#d.health?.component("watcher").problem(this.halted);
+      this.#d.log.error({ sessionId: cur.id }, this.halted);
+    }
   }
 
   /** Runs or resumes settlement of `sessionId` (also the operator's and the admin route's entry). */
@@ -525,6 +622,7 @@ export class SessionRunner {
       journal: this.journal,
       clock: this.#d.clock,
       metrics: this.#d.metrics,
+      log: this.#d.log,
       phase: () => ({
         sessionId: this.current.id,
         phase: this.current.phase === "settled" ? "settling" : this.current.phase,
@@ -604,15 +702,21 @@ export class SessionRunner {
   }
 
   /**
-   * Reserves `amount` of the token for a withdrawal permit: the user must have no liability, and
-   * the pit debits the amount (journaled) so it cannot also trade it. `inTransaction` runs in the
-   * same database transaction as the journal write (the caller consumes its nonce there).
+   * Reserves `amount` of the token for a withdrawal permit, while trading or closing (both are the
+   * vault's Trading phase, where withdrawWithPermit works; the plan built at close-out accounts for
+   * every reservation): the user must have no liability, and the pit debits the amount (journaled)
+   * so it cannot also trade it. `inTransaction` runs in the same database transaction as the
+   * journal write (the caller consumes its nonce there).
    */
   reserveWithdrawal(accountId: number, tokenAddress: string, amount: bigint, inTransaction: () => void): ReserveOutcome {
     const cur = this.current;
-    if (cur.phase !== "trading") {
-      const hint = cur.phase === "pre_session" || cur.phase === "settled" ? ": no session is running, withdraw directly from the vault" : "";
-      return { ok: false, status: 409, code: "wrong_phase", message: `withdrawal permits are only signed while trading (now ${cur.phase})${hint}`, field: "token" };
+    if (this.halted !== null) return { ok: false, status: 503, code: "halted", message: this.halted, field: "token" };
+    if (cur.phase !== "trading" && cur.phase !== "closing") {
+      const hint =
+        cur.phase === "settling"
+          ? ": withdraw directly from the vault once your delta is posted (GET /api/accounts/:address/withdrawal)"
+          : ": no session is running, withdraw directly from the vault";
+      return { ok: false, status: 409, code: "wrong_phase", message: `withdrawal permits are only signed while trading or closing (now ${cur.phase})${hint}`, field: "token" };
     }
     const token = this.tokensByAddress.get(tokenAddress.toLowerCase());
     if (token === undefined || !this.market.engine.assets.some((a) => a.id === token.index)) {
@@ -636,6 +740,30 @@ export class SessionRunner {
       return { ok: false, status, code: result.reason, message: result.message, field: result.reason === "has_liabilities" ? "account" : "amount" };
     }
     return { ok: true, sessionId: cur.id, token, seq: result.seq };
+  }
+
+  /**
+   * What a permit could reserve of the token now (null unless trading or closing): the pit's
+   * balance, at most the account's net deposit this session (the engine pays gains at settlement),
+   * which is the vault balance the ledger follows less the permits signed and not yet used;
+   * nothing while the account owes the pit. Open orders may hold part of it as margin: the engine
+   * has the last word when the permit is asked for.
+   */
+  permitAllowance(accountId: number | undefined, tokenIndex: number): PitAllowance | null {
+    const cur = this.current;
+    if (cur.phase !== "trading" && cur.phase !== "closing") return null;
+    if (this.halted !== null) return { ok: false, code: "halted", reason: this.halted };
+    const pit = this.pit;
+    const db = this.#d.db;
+    if (accountId === undefined || pit === null || !this.market.engine.assets.some((a) => a.id === tokenIndex)) return { ok: true, amount: 0n, held: 0n };
+    const view = pit.reads.account(accountId);
+    if (view.positions.some((p) => p.units < 0)) return { ok: false, code: "has_liabilities" };
+    const held = view.positions.find((p) => p.asset === tokenIndex)?.baseUnits ?? 0n;
+    const address = addressOf(db, accountId)?.toLowerCase();
+    let net = getBalance(db, accountId, tokenIndex);
+    for (const p of openPermits(db, cur.id)) if (p.address === address && p.tokenIndex === tokenIndex) net -= p.amount;
+    const amount = held < net ? held : net;
+    return { ok: true, amount: amount > 0n ? amount : 0n, held };
   }
 
   // ---------------------------------------------------------------- chain events

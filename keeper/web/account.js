@@ -1,14 +1,17 @@
 // The wallet drawer: connect an EIP-1193 wallet, show the account's wallet, vault and pit
-// balances, deposit (approve + vault.deposit), and sign the broker, prompt, pairs and re-prompt
-// actions with EIP-712 before posting them to the keeper. The keeper is the authority on every
-// rule; the page explains the rules up front and shows the keeper's answer, field and all.
+// balances, deposit (approve + vault.deposit), withdraw in any phase (the keeper says which way and
+// how much: vault.withdraw, or its permit then vault.withdrawWithPermit), and sign the broker,
+// prompt, pairs and re-prompt actions with EIP-712 before posting them to the keeper. The keeper
+// is the authority on every rule; the page explains the rules up front and shows the keeper's
+// answer, field and all.
 import { getJSON, postJSON, KeeperError } from "./api.js";
 import { quoteToken } from "./views.js";
 import { formatBalance, formatFixed, formatUnitsExact, parseUnits, shortAddress } from "./format.js";
 import { serverNow } from "./state.js";
-import { normAccount } from "./wire.js";
+import { normAccount, normWithdrawal } from "./wire.js";
 import {
   authorisedAccount,
+  bytesArg,
   callUint,
   chainId as walletChainId,
   encodeCall,
@@ -100,7 +103,7 @@ export function createAccountPanel({ state, onChange }) {
   }
 
   async function setAccount(address) {
-    state.wallet = { address, accountId: null, view: null, walletBalances: new Map(), chainId: null };
+    state.wallet = { address, accountId: null, view: null, walletBalances: new Map(), chainId: null, withdrawal: null };
     button.textContent = shortAddress(address);
     button.classList.add("connected");
     accountEl.hidden = false;
@@ -150,8 +153,36 @@ export function createAccountPanel({ state, onChange }) {
         }),
       );
     }
+    await loadWithdrawal();
     render();
     onChange();
+  }
+
+  /** The withdraw form's token (the deposit form's list of tokens, its own choice). */
+  function withdrawToken() {
+    const sel = $("f-withdraw").elements.token;
+    return state.tokens.get(Number(sel.value)) ?? [...state.tokens.values()].sort((a, b) => a.index - b.index)[0] ?? null;
+  }
+
+  /** Asks the keeper how the wallet can withdraw the chosen token now (null when it cannot say). */
+  async function loadWithdrawal(token = withdrawToken()) {
+    const w = state.wallet;
+    if (!w || !token) return null;
+    try {
+      const plan = normWithdrawal(await getJSON(`/api/accounts/${w.address}/withdrawal?token=${encodeURIComponent(token.symbol)}`));
+      if (state.wallet === w) w.withdrawal = plan;
+      return plan;
+    } catch {
+      if (state.wallet === w) w.withdrawal = null;
+      return null;
+    }
+  }
+
+  /** Settlement progress may have posted the account's delta: ask again, then redraw. */
+  async function refreshWithdrawal() {
+    if (!state.wallet || busy) return;
+    await loadWithdrawal();
+    render();
   }
 
   function scheduleRefresh(ms = 1200) {
@@ -252,6 +283,34 @@ export function createAccountPanel({ state, onChange }) {
     const depHeld = depToken ? w.walletBalances.get(depToken.index) : undefined;
     $("f-deposit").querySelector('[data-hint="deposit"]').textContent =
       depToken && depHeld !== undefined ? `Wallet: ${formatBalance(depHeld, depToken.decimals)} ${depToken.symbol}. ` : "";
+
+    // Withdraw: the same tokens; the keeper's answer for the chosen one.
+    const wdSel = $("f-withdraw").elements.token;
+    if (wdSel.options.length !== state.tokens.size) {
+      const keepWd = wdSel.value;
+      wdSel.textContent = "";
+      for (const t of [...state.tokens.values()].sort((a, b) => a.index - b.index)) {
+        const o = el("option", "", t.symbol);
+        o.value = String(t.index);
+        wdSel.append(o);
+      }
+      if (keepWd) wdSel.value = keepWd;
+    }
+    const plan = w.withdrawal;
+    const wdToken = withdrawToken();
+    const fresh = plan && wdToken && plan.token === wdToken.symbol ? plan : null;
+    $("f-withdraw").querySelector('[data-route="withdraw"]').textContent = !fresh
+      ? ""
+      : fresh.route === "direct"
+        ? "· directly from the vault"
+        : fresh.route === "permit"
+          ? "· with the keeper's permit"
+          : "· not now";
+    $("f-withdraw").querySelector('[data-hint="withdraw"]').textContent = !fresh
+      ? ""
+      : fresh.route === "wait"
+        ? `Nothing now: ${fresh.reason}.`
+        : `Up to ${formatUnitsExact(fresh.available, wdToken.decimals)} ${wdToken.symbol} now: ${fresh.reason}.`;
 
     // Broker catalogue, unavailable entries shown with their reason rather than hidden.
     const brokerSel = $("f-broker").elements.brokerId;
@@ -364,6 +423,17 @@ export function createAccountPanel({ state, onChange }) {
   });
   $("f-broker").elements.brokerId.addEventListener("change", render);
   $("f-deposit").elements.token.addEventListener("change", render);
+  $("f-withdraw").elements.token.addEventListener("change", () => {
+    render();
+    void refreshWithdrawal();
+  });
+  $("f-withdraw").querySelector('[data-fill="all"]').addEventListener("click", async () => {
+    const form = $("f-withdraw");
+    const token = withdrawToken();
+    const plan = await loadWithdrawal(token);
+    render();
+    form.elements.amount.value = plan && plan.route !== "wait" && plan.available > 0n ? formatUnitsExact(plan.available, token.decimals) : "";
+  });
 
   for (const [id, action] of [
     ["f-prompt", "set-prompt"],
@@ -433,6 +503,47 @@ export function createAccountPanel({ state, onChange }) {
     });
   });
 
+  // Withdraw: the keeper says which way applies now and how much (GET /api/accounts/:address/withdrawal);
+  // the page asks again just before sending, then takes that way.
+  $("f-withdraw").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    run(form, async () => {
+      const w = state.wallet;
+      const token = withdrawToken();
+      const vault = eip712?.domain?.verifyingContract ?? state.session?.vault;
+      if (!token || !vault) return setMsg(form, "error", "The keeper has not published the vault or its tokens yet.");
+      const parsed = parseUnits(form.elements.amount.value, token.decimals);
+      if (parsed.error) return setMsg(form, "error", `Amount: ${parsed.error}.`, "amount");
+      const amount = parsed.value;
+      const show = (v) => `${formatUnitsExact(v, token.decimals)} ${token.symbol}`;
+      await ensureChain(form);
+      setMsg(form, "busy", "Asking the keeper what can leave now…");
+      const plan = await loadWithdrawal(token);
+      if (!plan) return setMsg(form, "error", "The keeper cannot say what can be withdrawn now: try again shortly.");
+      if (plan.route === "wait") return setMsg(form, "error", `Nothing can be withdrawn now: ${plan.reason}.`);
+      if (amount > plan.available) return setMsg(form, "error", `Amount: up to ${show(plan.available)} now (${plan.reason}).`, "amount");
+      let hash;
+      let permit = null;
+      if (plan.route === "direct") {
+        setMsg(form, "busy", "Confirm the withdrawal in your wallet…");
+        hash = await sendTransaction({ from: w.address, to: vault, data: encodeCall("withdraw", [token.address, amount]) });
+      } else {
+        ({ permit } = await signAndPost(form, "withdrawal-permit", { token: token.address, amount: amount.toString() }));
+        setMsg(form, "busy", "Confirm the withdrawal in your wallet…");
+        const data = encodeCall("withdrawWithPermit", [token.address, amount, w.address, permit.nonce, permit.deadline, bytesArg(permit.signature)]);
+        hash = await sendTransaction({ from: w.address, to: permit.vault, data });
+      }
+      setMsg(form, "busy", `Waiting for the withdrawal ${hash.slice(0, 10)}…`);
+      await waitForReceipt(hash);
+      setMsg(form, "ok", permit ? `Withdrew ${show(amount)} with the keeper's permit (session ${permit.sessionId}).` : `Withdrew ${show(amount)} from the vault.`);
+      form.elements.amount.value = "";
+      await refresh();
+      // The keeper sees the withdrawal a few blocks later: look again shortly.
+      for (const ms of [2000, 5000]) setTimeout(() => void refresh(), ms);
+    });
+  });
+
   const eth = provider();
   if (eth?.on) {
     eth.on("accountsChanged", (accounts) => {
@@ -453,6 +564,7 @@ export function createAccountPanel({ state, onChange }) {
   return {
     refresh,
     scheduleRefresh,
+    refreshWithdrawal,
     render,
     /** A fill or order touching the connected account: its balances moved. */
     touches(who) {

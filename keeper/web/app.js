@@ -234,6 +234,9 @@ function onMessage(msg) {
       if (state.settlement.stage === "finalized") {
         void loadTopPrompts();
         account.scheduleRefresh(2000);
+      } else {
+        // A posted batch may hold the account's delta: what it can withdraw now changes.
+        void account.refreshWithdrawal();
       }
       break;
     default:

@@ -7,6 +7,8 @@ export const SELECTORS = {
   deposit: "47e7ef24", // deposit(address,uint256)
   allowance: "dd62ed3e", // allowance(address,address)
   balanceOf: "70a08231", // balanceOf(address)
+  withdraw: "f3fef3a3", // withdraw(address,uint256)
+  withdrawWithPermit: "5cc9b8f4", // withdrawWithPermit(address,uint256,address,uint256,uint256,bytes)
 };
 
 const UINT256_MAX = (1n << 256n) - 1n;
@@ -51,11 +53,29 @@ export function encodeUint(value) {
   return word(v.toString(16));
 }
 
-/** selector + arguments, each a 32-byte word (static types only). */
+/** A `bytes` argument for encodeCall: `{ bytes: "0x…" }`. */
+export function bytesArg(hex) {
+  if (typeof hex !== "string" || !/^0x([0-9a-fA-F]{2})*$/.test(hex)) throw new WalletError(`not bytes: ${hex}`);
+  return { bytes: hex.slice(2).toLowerCase() };
+}
+
+/**
+ * selector + arguments: addresses and uints as 32-byte words; a `bytesArg` as its offset in the
+ * head and, after every head word, its length and its bytes padded to whole words (the ABI's
+ * encoding of a dynamic argument).
+ */
 export function encodeCall(name, args) {
   const selector = SELECTORS[name];
   if (!selector) throw new WalletError(`unknown function ${name}`);
-  return "0x" + selector + args.map((a) => (typeof a === "string" && a.startsWith("0x") && a.length === 42 ? encodeAddress(a) : encodeUint(a))).join("");
+  let head = "";
+  let tail = "";
+  for (const a of args) {
+    if (a && typeof a === "object" && typeof a.bytes === "string") {
+      head += encodeUint(args.length * 32 + tail.length / 2);
+      tail += encodeUint(a.bytes.length / 2) + a.bytes.padEnd(Math.ceil(a.bytes.length / 64) * 64, "0");
+    } else head += typeof a === "string" && a.startsWith("0x") && a.length === 42 ? encodeAddress(a) : encodeUint(a);
+  }
+  return "0x" + selector + head + tail;
 }
 
 export async function requestAccount() {

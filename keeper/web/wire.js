@@ -117,6 +117,27 @@ export function normAccount(state, a) {
   };
 }
 
+/**
+ * GET /api/accounts/:address/withdrawal: how the wallet can withdraw a token now. `route` is
+ * "direct" (vault.withdraw), "permit" (the keeper's permit, then vault.withdrawWithPermit) or
+ * "wait"; `available` base units now; `reason` follows "up to <available> now:".
+ */
+export function normWithdrawal(w) {
+  return {
+    token: w.token,
+    tokenAddress: w.tokenAddress,
+    decimals: w.decimals,
+    sessionId: w.sessionId,
+    phase: w.phase,
+    vaultPhase: w.vaultPhase,
+    route: w.route,
+    code: w.code,
+    available: BigInt(w.available),
+    balance: BigInt(w.balance),
+    reason: w.reason,
+  };
+}
+
 /** Settlement progress: committing the root, posting batches, finalized or voided. */
 export function normSettlement(s) {
   const posted = s.onChain?.batchesPosted ?? s.batchesConfirmed;

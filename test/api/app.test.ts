@@ -224,6 +224,7 @@ describe("keeper API", function () {
         "/api/top-prompts": "/api/top-prompts",
         "/api/brokers": "/api/brokers",
         "/api/accounts/{address}": `/api/accounts/${alice.address}`,
+        "/api/accounts/{address}/withdrawal": `/api/accounts/${alice.address}/withdrawal?token=USDC`,
         "/api/sessions/{id}/fill-log": "/api/sessions/1/fill-log",
         "/api/sessions/{id}/settlement": "/api/sessions/1/settlement",
         "/api/eip712": "/api/eip712",

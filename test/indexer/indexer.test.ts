@@ -8,10 +8,10 @@ import { Hono, type MiddlewareHandler } from "hono";
 import type { Hex, TransactionReceipt } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { PermitSigner } from "../../keeper/chain/permit-signer.ts";
-import { deployCME, type DeploymentRecord } from "../../keeper/chain/deploy.ts";
+import type { DeploymentRecord } from "../../keeper/chain/deploy.ts";
 import { eventually, graphql, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../support/indexer.ts";
 import { checkGraphqlRequest, GRAPHQL_LIMITS, limitedGraphql } from "../../indexer/src/api/limits.ts";
-import { createDriver, fillLogOf, toHexKey, type Driver } from "../support/session-driver.ts";
+import { deployWithDriver, fillLogOf, toHexKey, type Driver } from "../support/session-driver.ts";
 
 // Hardhat's development account #1 (the deploy's settler on the local chain): a public test key.
 const SETTLER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
@@ -113,15 +113,7 @@ describe("indexer (Ponder) against a live vault", function () {
 
   before(async function () {
     chain = await startChain();
-    const wallets = await chain.viem.getWalletClients();
-    deployment = await deployCME(chain.viem, {
-      settler: wallets[1]!.account.address,
-      treasury: wallets[2]!.account.address,
-      insurance: wallets[3]!.account.address,
-      gracePeriod: GRACE_SEC,
-      mocks: true,
-    });
-    d = await createDriver(chain.viem, deployment);
+    ({ deployment, d } = await deployWithDriver(chain.viem, GRACE_SEC));
     treasuryId = await d.accountId(deployment.treasury);
     indexer = await startIndexer(chain.url, deployment);
   });

@@ -9,9 +9,9 @@ import { expect } from "chai";
 import { after, before, describe, it } from "mocha";
 import type { Hex } from "viem";
 import { deltasFromFillLog, encodeFillLog, parseFillLog, type FillLog } from "../../keeper/settlement/fill-log.ts";
-import { deployCME, type DeploymentRecord } from "../../keeper/chain/deploy.ts";
+import type { DeploymentRecord } from "../../keeper/chain/deploy.ts";
 import { repoRoot, startChain, startIndexer, waitForBlock, type Indexer, type LocalChain } from "../support/indexer.ts";
-import { createDriver, fillLogOf, type Driver } from "../support/session-driver.ts";
+import { deployWithDriver, fillLogOf, type Driver } from "../support/session-driver.ts";
 
 const USDC = 10n ** 6n;
 const PEPE = 10n ** 18n;
@@ -54,15 +54,7 @@ describe("audit (scripts/audit.ts) against an indexed vault", function () {
   before(async function () {
     dir = mkdtempSync(join(tmpdir(), "cme-audit-"));
     chain = await startChain();
-    const wallets = await chain.viem.getWalletClients();
-    deployment = await deployCME(chain.viem, {
-      settler: wallets[1]!.account.address,
-      treasury: wallets[2]!.account.address,
-      insurance: wallets[3]!.account.address,
-      gracePeriod: 60n,
-      mocks: true,
-    });
-    d = await createDriver(chain.viem, deployment);
+    ({ deployment, d } = await deployWithDriver(chain.viem, 60n));
     indexer = await startIndexer(chain.url, deployment);
     const treasury = await d.accountId(deployment.treasury);
     const [alice, bob, carol] = d.wallets.slice(4, 7) as [(typeof d.wallets)[number], (typeof d.wallets)[number], (typeof d.wallets)[number]];

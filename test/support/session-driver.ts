@@ -11,13 +11,29 @@ import {
   type FillLogFill,
   type FillLogPair,
 } from "../../keeper/settlement/fill-log.ts";
-import type { DeploymentRecord } from "../../keeper/chain/deploy.ts";
+import { deployCME, type DeploymentRecord } from "../../keeper/chain/deploy.ts";
 import type { LocalChain } from "./indexer.ts";
 
 type Viem = LocalChain["viem"];
 type Wallet = Awaited<ReturnType<Viem["getWalletClients"]>>[number];
 
 export type Driver = Awaited<ReturnType<typeof createDriver>>;
+
+/**
+ * The vault with its mock tokens on a test chain, the usual roles (Hardhat accounts #1 settler,
+ * #2 treasury, #3 insurance) and `gracePeriod`, and a driver for it.
+ */
+export async function deployWithDriver(viem: Viem, gracePeriod: bigint): Promise<{ deployment: DeploymentRecord; d: Driver }> {
+  const wallets = await viem.getWalletClients();
+  const deployment = await deployCME(viem, {
+    settler: wallets[1]!.account.address,
+    treasury: wallets[2]!.account.address,
+    insurance: wallets[3]!.account.address,
+    gracePeriod,
+    mocks: true,
+  });
+  return { deployment, d: await createDriver(viem, deployment) };
+}
 
 export async function createDriver(viem: Viem, deployment: DeploymentRecord) {
   const publicClient = await viem.getPublicClient();
@@ -52,7 +68,8 @@ export async function createDriver(viem: Viem, deployment: DeploymentRecord) {
   }
 
   // The vault makes the settler wait (the withdrawal window before a session, the challenge window
-  // before finalize); on this local chain the driver moves the clock instead of waiting.
+  // before finalize); on this local chain the driver moves the clock instead of waiting. `reach(at)`
+  // moves it to unix second `at` (and mines a block there) if it is not there yet.
   const testClient = await viem.getTestClient();
   async function reach(at: bigint): Promise<void> {
     const now = (await publicClient.getBlock()).timestamp;
@@ -113,7 +130,7 @@ export async function createDriver(viem: Viem, deployment: DeploymentRecord) {
     return out;
   }
 
-  return { publicClient, wallets, settler, vault, vaultAs, token, mined, deposit, accountId, startSession, openFinalize, finalize, settle, vaultBalances };
+  return { publicClient, wallets, settler, vault, vaultAs, token, mined, deposit, accountId, reach, startSession, openFinalize, finalize, settle, vaultBalances };
 }
 
 /** PEPE/USDC with 0.001 PEPE lots and a tick of 1 micro-USDC per lot. */

@@ -26,11 +26,13 @@ import type {
   TokenWire,
   TopPromptWire,
   TradeWire,
+  WithdrawalWire,
 } from "../../keeper/api/wire.ts";
 import { SESSION_TRANSITIONS, stepFrom, type SessionPhase } from "../../keeper/core/phases.ts";
 import { Prng } from "../../keeper/core/prng.ts";
 import { DEFAULT_MARKET, pairUnits } from "../../keeper/session/pairs.ts";
 import { Fanout } from "../../keeper/stream/fanout.ts";
+import { decideWithdrawal, type PitAllowance, type VaultWithdrawalView } from "../../keeper/session/withdrawal.ts";
 
 // ---------------------------------------------------------------- the market
 
@@ -223,6 +225,7 @@ export class SimulatedKeeper implements KeeperPort {
   #fillLog: { sessionId: number; body: string; hash: Hex } | null = null;
   #nextTradeSeq = 1;
   #nextOrderId = 1;
+  #nextPermit = 1;
   // One step's stream, flushed as the keeper's hub flushes: queued messages first, then order,
   // fill and outcry conflated, then the newest view of each book that changed.
   #queue: StreamMessage[] = [];
@@ -426,14 +429,100 @@ export class SimulatedKeeper implements KeeperPort {
     });
   }
 
+  /**
+   * The keeper's answer (keeper/session/withdrawal.ts decides it) from the script's own picture of
+   * the vault: between sessions it is finalized; while trading and closing it trades; settling is
+   * Trading until the settlement's begin step, then Settling with its batches, an account's delta
+   * (a demo broker's) posted in the first batch. The vault balances double as the session's net
+   * deposits: a permit debits them when it is signed, as the pit does.
+   */
+  async withdrawal(address: string, token: string): Promise<ActionOutcome<WithdrawalWire>> {
+    const t = TOKENS.find((x) => x.symbol.toUpperCase() === token.toUpperCase() || x.address.toLowerCase() === token.toLowerCase());
+    if (t === undefined) return refused(400, "unknown_token", `${token} is not listed (listed: ${TOKENS.map((x) => x.symbol).join(", ")})`, "token");
+    const a = this.#accountOf(address);
+    const d = decideWithdrawal({
+      keeper: { sessionId: this.#sessionId, phase: this.#phase },
+      symbol: t.symbol,
+      decimals: t.decimals,
+      vault: this.#vaultView(a, t.index),
+      pit: this.#permitAllowance(a, t.index),
+      ledger: a?.vault[t.index] ?? 0n,
+    });
+    return {
+      ok: true,
+      value: {
+        account: getAddress(address),
+        token: t.symbol,
+        tokenAddress: t.address,
+        decimals: t.decimals,
+        sessionId: this.#sessionId,
+        phase: this.#phase,
+        vaultPhase: this.#vaultView(a, t.index).phase,
+        route: d.route,
+        code: d.code,
+        available: d.available.toString(),
+        balance: (a?.vault[t.index] ?? 0n).toString(),
+        reason: d.reason,
+      },
+    };
+  }
+
+  #vaultView(a: SimAccount | undefined, index: number): VaultWithdrawalView {
+    const balance = a?.vault[index] ?? 0n;
+    const none = { batchesPosted: 0, batchCount: 0, balance, withdrawable: balance, settled: balance, pending: 0n, pendingSession: 0 };
+    const s = this.#settlement;
+    if (this.#phase === "pre_session") return { ...none, sessionId: this.#sessionId - 1, phase: "finalized" };
+    if (this.#phase === "settled") return { ...none, sessionId: this.#sessionId, phase: "finalized" };
+    if (this.#phase !== "settling" || s === null || s.status === "planned") return { ...none, sessionId: this.#sessionId, phase: "trading", withdrawable: 0n };
+    const delta = a === undefined ? 0n : (this.#pitBalances(a)[index] ?? 0n) - balance;
+    const posted = delta !== 0n && s.batchesConfirmed >= 1;
+    const known = posted || s.batchesConfirmed === s.batchCount;
+    const withdrawable = !known ? 0n : posted && delta < 0n ? balance + delta : balance;
+    return {
+      sessionId: this.#sessionId,
+      phase: s.status === "finalized" ? "finalized" : "settling",
+      batchesPosted: s.batchesConfirmed,
+      batchCount: s.batchCount,
+      balance,
+      withdrawable,
+      settled: balance,
+      pending: posted ? delta : 0n,
+      pendingSession: posted ? this.#sessionId : 0,
+    };
+  }
+
+  #permitAllowance(a: SimAccount | undefined, index: number): PitAllowance | null {
+    if (this.#phase !== "trading" && this.#phase !== "closing") return null;
+    if (a === undefined) return { ok: true, amount: 0n, held: 0n };
+    const pit = this.#pitBalances(a);
+    if (pit.some((b) => b < 0n)) return { ok: false, code: "has_liabilities" };
+    const held = pit[index] ?? 0n;
+    const net = a.vault[index] ?? 0n;
+    return { ok: true, amount: held < net ? held : net, held };
+  }
+
   withdrawalPermit(req: Signed & { token: Address; amount: string }): Promise<ActionOutcome<PermitView>> {
-    return this.#userAction("WithdrawalRequest", req, { token: req.token, amount: BigInt(req.amount) }, () => {
-      if (this.#phase !== "trading") return refused(409, "wrong_phase", `withdrawal permits are only signed while trading (now ${this.#phase})`, "token");
-      if (!TOKENS.some((t) => t.address.toLowerCase() === req.token.toLowerCase())) {
-        return refused(400, "unknown_token", `${req.token} is not a token traded in this session`, "token");
+    return this.#userAction("WithdrawalRequest", req, { token: req.token, amount: BigInt(req.amount) }, (a) => {
+      if (this.#phase !== "trading" && this.#phase !== "closing") {
+        return refused(409, "wrong_phase", `withdrawal permits are only signed while trading or closing (now ${this.#phase})`, "token");
       }
-      // As the keeper answers without a chain connection: nobody here holds the settler's key.
-      return refused(503, "unavailable", "the keeper has no chain connection to sign permits", "token");
+      const t = TOKENS.find((x) => x.address.toLowerCase() === req.token.toLowerCase());
+      if (t === undefined) return refused(400, "unknown_token", `${req.token} is not a token traded in this session`, "token");
+      const allowance = this.#permitAllowance(a, t.index)!;
+      if (!allowance.ok) return refused(409, "has_liabilities", "withdrawals wait until no asset is owed", "account");
+      const amount = BigInt(req.amount);
+      if (amount > allowance.amount) {
+        return refused(409, "insufficient_balance", "during a session at most the net deposit can be withdrawn; gains are paid at settlement", "amount");
+      }
+      // Reserved as the pit does when it signs; the script's vault follows at once.
+      a.vault[t.index] = (a.vault[t.index] ?? 0n) - amount;
+      const nonce = (BigInt(this.#sessionId) << 64n) | BigInt(this.#nextPermit++);
+      // Nobody here holds the settler's key: a stand-in signature of the right length.
+      const signature = `${keccak256(stringToHex(`permit:${a.address}:${nonce}`))}${keccak256(stringToHex(`s:${nonce}`)).slice(2)}1b` as Hex;
+      return {
+        ok: true,
+        value: { account: a.address, token: t.address, amount: amount.toString(), sessionId: this.#sessionId, nonce: nonce.toString(), deadline: Math.floor(this.#now / 1000) + 3600, signature, vault: VAULT },
+      };
     });
   }
 

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { encodeFunctionData, getAddress, parseAbi, recoverTypedDataAddress, type Address, type Hex } from "viem";
+import { decodeFunctionData, encodeFunctionData, getAddress, parseAbi, recoverTypedDataAddress, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { buildApp } from "../../keeper/api/app.ts";
 import type { LeaderboardRowWire, PairWire, StreamMessage } from "../../keeper/api/wire.ts";
@@ -25,7 +25,11 @@ const STRANGER = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e6
 const USDC_IN_VAULT = 2_500_000_000n; // 2,500 USDC
 const USDC_IN_WALLET = 5_000_000_000n; // 5,000 USDC
 const ERC20 = parseAbi(["function approve(address,uint256)", "function allowance(address,address) view returns (uint256)", "function balanceOf(address) view returns (uint256)"]);
-const VAULT_ABI = parseAbi(["function deposit(address,uint256) returns (uint256)"]);
+const VAULT_ABI = parseAbi([
+  "function deposit(address,uint256) returns (uint256)",
+  "function withdraw(address,uint256)",
+  "function withdrawWithPermit(address,uint256,address,uint256,uint256,bytes)",
+]);
 
 /** Exact decimal of `value / 10^decimals` rounded half up to `frac` places, with grouping and sign: the page's PnL format. */
 function fixed(value: bigint, decimals: number, frac: number, sign = false): string {
@@ -639,6 +643,149 @@ describe("pit page (keeper/web) in chromium, served by the keeper's app", functi
       await page.screenshot({ path: `${OUT_DIR}pit-wallet.png` });
       expect(errors).to.deep.equal([]);
     });
+  });
+});
+
+// The Withdraw action through a whole session: the keeper's answer (GET
+// /api/accounts/:address/withdrawal) is shown as the amount available now and why, and the page
+// sends the call that phase takes: the keeper's permit then vault.withdrawWithPermit while trading
+// and closing, nothing while the vault cannot yet pay, vault.withdraw once it can and between sessions.
+describe("pit page: Withdraw in every phase (simulated keeper)", function () {
+  this.timeout(120_000);
+  let served: Served;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let errors: string[];
+  const signed: SignedRequest[] = [];
+
+  before(async () => {
+    served = await serve({ seed: 11, warmupSteps: 3, phaseSteps: { pre_session: 3, trading: 8, closing: 3, settled: 1 }, wallets: [{ address: USER.address, balances: { USDC: USDC_IN_VAULT } }] });
+    browser = await launchBrowser();
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.addInitScript(KEEP_NAMES_SHIM);
+    await installFakeWallet(context, USER.address, () => USER, signed, served.keeper.session().tokens[0]?.address as Address);
+    page = await context.newPage();
+    errors = watchErrors(page);
+    await page.goto(`${served.url}/`);
+    await page.waitForSelector('#conn[data-status="live"]');
+    await page.click("#wallet-btn");
+    await page.waitForFunction(() => /^account #\d+$/.test(document.querySelector("#acct-id")?.textContent ?? ""));
+  });
+
+  after(async () => {
+    await context?.close();
+    await browser?.close();
+    await served?.app.close();
+  });
+
+  const usdc = () => served.keeper.session().tokens[0]?.address as Address;
+  const vault = () => served.keeper.session().vault as Address;
+  const walletLog = () => page.evaluate(() => (window as unknown as { __walletLog: { method: string; params?: unknown[] }[] }).__walletLog);
+  const sentTxs = async () => (await walletLog()).filter((e) => e.method === "eth_sendTransaction").map((e) => e.params?.[0] as { from: string; to: string; data: Hex });
+  const hint = () => page.textContent('#f-withdraw [data-hint="withdraw"]');
+  const waitHint = (text: string) => page.waitForFunction((t) => document.querySelector('#f-withdraw [data-hint="withdraw"]')?.textContent === t, text);
+
+  async function withdraw(amount: string): Promise<{ kind: string; text: string }> {
+    await page.fill("#f-withdraw input[name=amount]", amount);
+    await page.click('#f-withdraw button[type="submit"]');
+    await page.waitForFunction(() => ["ok", "error"].includes((document.querySelector("#f-withdraw .msg") as HTMLElement | null)?.dataset.kind ?? ""));
+    return page.$eval("#f-withdraw .msg", (m) => ({ kind: (m as HTMLElement).dataset.kind ?? "", text: m.textContent ?? "" }));
+  }
+
+  it("trading: shows what a permit can take and withdraws with the keeper's permit, then vault.withdrawWithPermit", async () => {
+    await waitHint("Up to 2500 USDC now: during trading, with the keeper's permit.");
+    expect(await page.textContent('#f-withdraw [data-route="withdraw"]')).to.equal("· with the keeper's permit");
+    const txsBefore = (await sentTxs()).length;
+    expect(await withdraw("100")).to.deep.equal({ kind: "ok", text: "Withdrew 100 USDC with the keeper's permit (session 7)." });
+
+    const request = signed.at(-1)!.typedData;
+    expect(request.primaryType).to.equal("WithdrawalRequest");
+    expect(Object.keys(request.message)).to.deep.equal(["account", "token", "amount", "nonce", "expiry"]);
+    expect(request.message).to.include({ account: USER.address, token: usdc(), amount: "100000000" });
+    const post = served.posts.at(-1)!;
+    expect(post).to.include({ route: "/withdrawal-permit", status: 200 });
+    expect(post.body).to.deep.equal({ ...request.message, signature: (post.body as { signature: string }).signature });
+
+    const txs = (await sentTxs()).slice(txsBefore);
+    expect(txs).to.have.length(1);
+    expect(txs[0]).to.include({ from: USER.address, to: vault() });
+    const call = decodeFunctionData({ abi: VAULT_ABI, data: txs[0]!.data });
+    expect(call.functionName).to.equal("withdrawWithPermit");
+    const [token, amount, to, nonce, deadline, signature] = call.args as [Address, bigint, Address, bigint, bigint, Hex];
+    expect([getAddress(token), amount, getAddress(to), nonce]).to.deep.equal([usdc(), 100_000_000n, USER.address, (7n << 64n) | 1n]);
+    expect(Number(deadline)).to.be.greaterThan(served.keeper.session().serverTime / 1000);
+    expect(signature).to.match(/^0x[0-9a-f]{130}$/);
+    // Exactly the ABI's encoding, dynamic `bytes` and all.
+    expect(txs[0]!.data).to.equal(encodeFunctionData({ abi: VAULT_ABI, functionName: "withdrawWithPermit", args: [token, amount, to, nonce, deadline, signature] }));
+
+    // The pit reserved it: the keeper's answer is 100 less, and "All" fills it in exactly.
+    await waitHint("Up to 2400 USDC now: during trading, with the keeper's permit.");
+    await page.click('#f-withdraw [data-fill="all"]');
+    await page.waitForFunction(() => (document.querySelector("#f-withdraw input[name=amount]") as HTMLInputElement).value !== "");
+    expect(await page.inputValue("#f-withdraw input[name=amount]")).to.equal("2400");
+    const over = await withdraw("2400.000001");
+    expect(over).to.deep.equal({ kind: "error", text: "Amount: up to 2400 USDC now (during trading, with the keeper's permit)." });
+    expect(await page.getAttribute("#f-withdraw input[name=amount]", "aria-invalid")).to.equal("true");
+    expect((await sentTxs()).length).to.equal(txsBefore + 1);
+  });
+
+  it("closing: still a permit (the vault is still Trading), until settlement begins", async () => {
+    served.keeper.step(5);
+    await page.waitForFunction(() => document.querySelector("#phase")?.textContent === "Closing");
+    await waitHint("Up to 2400 USDC now: closing, with the keeper's permit until settlement begins.");
+    const txsBefore = (await sentTxs()).length;
+    expect(await withdraw("50")).to.deep.equal({ kind: "ok", text: "Withdrew 50 USDC with the keeper's permit (session 7)." });
+    const txs = (await sentTxs()).slice(txsBefore);
+    expect(txs.map((t) => decodeFunctionData({ abi: VAULT_ABI, data: t.data }).functionName)).to.deep.equal(["withdrawWithPermit"]);
+    expect(decodeFunctionData({ abi: VAULT_ABI, data: txs[0]!.data }).args.slice(0, 4)).to.deep.equal([usdc(), 50_000_000n, USER.address, (7n << 64n) | 2n]);
+  });
+
+  it("settling: nothing while the account's delta may still be posted, then vault.withdraw", async () => {
+    served.keeper.step(3);
+    await page.waitForFunction(() => document.querySelector("#phase")?.textContent === "Settling");
+    await waitHint("Nothing now: session 7 is closed out and its settlement is beginning; withdraw directly once your USDC delta is posted.");
+    expect(await page.textContent('#f-withdraw [data-route="withdraw"]')).to.equal("· not now");
+    served.keeper.step(1);
+    await waitHint("Nothing now: settling, your USDC delta is not posted yet (0 of 3 batches) and the vault refuses until it is (DeltaNotPosted).");
+    const posts = served.posts.length;
+    const txsBefore = (await sentTxs()).length;
+    const refused = await withdraw("10");
+    expect(refused).to.deep.equal({
+      kind: "error",
+      text: "Nothing can be withdrawn now: settling, your USDC delta is not posted yet (0 of 3 batches) and the vault refuses until it is (DeltaNotPosted).",
+    });
+    expect([served.posts.length, (await sentTxs()).length]).to.deep.equal([posts, txsBefore]);
+
+    // Every batch posted and none holds a delta of this account: all of it, without the keeper.
+    served.keeper.step(3);
+    await waitHint("Up to 2350 USDC now: settling, every batch is posted and none holds a delta of yours, so all of it.");
+    expect(await withdraw("25")).to.deep.equal({ kind: "ok", text: "Withdrew 25 USDC from the vault." });
+    const txs = (await sentTxs()).slice(txsBefore);
+    expect(txs).to.deep.equal([{ from: USER.address, to: vault(), data: encodeFunctionData({ abi: VAULT_ABI, functionName: "withdraw", args: [usdc(), 25_000_000n] }) }]);
+    expect(served.posts.length).to.equal(posts);
+  });
+
+  it("between sessions: all of it with vault.withdraw, no keeper involved", async () => {
+    served.keeper.step(2);
+    await page.waitForFunction(() => document.querySelector("#session-id")?.textContent === "Session #8");
+    await waitHint("Up to 2350 USDC now: no session is running, so all of it, directly from the vault.");
+    expect(await page.textContent('#f-withdraw [data-route="withdraw"]')).to.equal("· directly from the vault");
+    const posts = served.posts.length;
+    const txsBefore = (await sentTxs()).length;
+    await page.click('#f-withdraw [data-fill="all"]');
+    await page.waitForFunction(() => (document.querySelector("#f-withdraw input[name=amount]") as HTMLInputElement).value === "2350");
+    await page.click('#f-withdraw button[type="submit"]');
+    await page.waitForFunction(() => (document.querySelector("#f-withdraw .msg") as HTMLElement).dataset.kind === "ok");
+    expect(await page.textContent("#f-withdraw .msg")).to.equal("Withdrew 2350 USDC from the vault.");
+    expect((await sentTxs()).slice(txsBefore)).to.deep.equal([
+      { from: USER.address, to: vault(), data: encodeFunctionData({ abi: VAULT_ABI, functionName: "withdraw", args: [usdc(), 2_350_000_000n] }) },
+    ]);
+    expect(served.posts.length).to.equal(posts);
+    await page.$eval("#drawer-body", (d) => d.scrollTo(0, d.scrollHeight));
+    await page.screenshot({ path: `${OUT_DIR}pit-withdraw.png` });
+    expect(await hint()).to.match(/^Up to 2350 USDC now/);
+    expect(errors).to.deep.equal([]);
   });
 });
 

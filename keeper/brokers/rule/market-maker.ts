@@ -60,9 +60,10 @@ export function marketMaker(ctx: BrokerContext, p: StrategyParams, rand: () => n
     const wanted: ProposedOrder[] = [];
     if (bidSize > 0) wanted.push({ pair: m.symbol, side: "buy", price: bidPx, size: bidSize, type: "post_only" });
     if (askSize > 0) wanted.push({ pair: m.symbol, side: "sell", price: askPx, size: askSize, type: "post_only" });
-    // Quotes nobody takes are refreshed now and then (seeded jitter keeps makers out of step):
-    // in a quiet pit that churn is what eventually triggers the "cross" rule and a first trade.
-    const r = reconcile(ordersOn(ctx, m.symbol), wanted, 20_000 + rand() * 20_000);
+    // Quotes nobody takes are refreshed every few seconds (seeded jitter keeps makers out of
+    // step): in a quiet pit that churn is what fills a pair's window of 5 orders without a fill,
+    // so the "cross" rule asks for a crossing order and the pit gets its first trade.
+    const r = reconcile(ordersOn(ctx, m.symbol), wanted, 3_000 + rand() * 4_000);
     cancels.push(...r.cancels);
     orders.push(...r.orders);
 
