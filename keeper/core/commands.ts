@@ -91,6 +91,83 @@ export interface CloseOutCommand extends CommandHeader {
   readonly type: "close_out";
 }
 
+// ------------------------------------------------------------------ requests for quote (rfq.ts)
+
+/** Asks the pit for quotes; the request's id is this command's seq. */
+export interface RfqRequestCommand extends CommandHeader {
+  readonly type: "rfq_request";
+  readonly user: AccountId;
+  readonly pair: PairId;
+  /** The requester's side: "buy" asks who sells. */
+  readonly side: Side;
+  /** Lots. */
+  readonly size: number;
+  /** Ticks: no quote above it (buy) or below it (sell) is taken. Absent: no limit. */
+  readonly limit?: number;
+  /** Session ms: the request is open while ts < expiresAt. */
+  readonly expiresAt: number;
+  /** Only these accounts may quote (at most RFQ_MAX_WHITELIST). Absent: anyone but the requester. */
+  readonly whitelist?: readonly AccountId[];
+  /** Smallest block trade in lots; default the pair's minimum order size. */
+  readonly minFill?: number;
+  /** After a partial accept: keep the rest open, or drop it. */
+  readonly remainder: "keep" | "drop";
+}
+
+/** Answers a request (replacing the quoter's previous quote on it); the quote's id is this seq. */
+export interface RfqQuoteCommand extends CommandHeader {
+  readonly type: "rfq_quote";
+  readonly user: AccountId;
+  readonly requestId: number;
+  /** Ticks. */
+  readonly price: number;
+  /** Lots, minFill <= size <= the request's open lots. */
+  readonly size: number;
+  /** Session ms: the quote is live while ts < validUntil. */
+  readonly validUntil: number;
+}
+
+/** A quoter with a live quote takes the request for itself: only its quote can be accepted. */
+export interface RfqLockCommand extends CommandHeader {
+  readonly type: "rfq_lock";
+  readonly user: AccountId;
+  readonly requestId: number;
+}
+
+/** The locking quoter lets go. */
+export interface RfqUnlockCommand extends CommandHeader {
+  readonly type: "rfq_unlock";
+  readonly user: AccountId;
+  readonly requestId: number;
+}
+
+/** The requester trades: one quote by id, or (no quoteId) the best quotes up to size and limit. */
+export interface RfqAcceptCommand extends CommandHeader {
+  readonly type: "rfq_accept";
+  readonly user: AccountId;
+  readonly requestId: number;
+  readonly quoteId?: number;
+  /** Lots to trade at most; default the request's open lots. */
+  readonly size?: number;
+  /** Ticks; tightens the request's limit for this accept. */
+  readonly limit?: number;
+}
+
+/** By the requester: cancels the request and its quotes. By a quoter: withdraws its quote on it. */
+export interface RfqCancelCommand extends CommandHeader {
+  readonly type: "rfq_cancel";
+  readonly user: AccountId;
+  readonly requestId: number;
+}
+
+/** Expires every request and quote whose time has come (ts >= expiry); see Engine.nextRfqExpiry. */
+export interface RfqExpireCommand extends CommandHeader {
+  readonly type: "rfq_expire";
+}
+
+/** Longest whitelist a request may carry. */
+export const RFQ_MAX_WHITELIST = 64;
+
 export type Command =
   | DepositCommand
   | WithdrawCommand
@@ -101,7 +178,14 @@ export type Command =
   | ReplaceCommand
   | LiquidateCommand
   | EndTradingCommand
-  | CloseOutCommand;
+  | CloseOutCommand
+  | RfqRequestCommand
+  | RfqQuoteCommand
+  | RfqLockCommand
+  | RfqUnlockCommand
+  | RfqAcceptCommand
+  | RfqCancelCommand
+  | RfqExpireCommand;
 
 export type CommandType = Command["type"];
 
@@ -115,8 +199,8 @@ export function stamp(body: CommandBody, seq: number, ts: number): Command {
 
 // ------------------------------------------------------------------ journal codec
 
-/** JSON-safe form: bigint amounts as decimal strings. */
-export type CommandJson = { readonly [key: string]: string | number | undefined } & {
+/** JSON-safe form: bigint amounts as decimal strings (an rfq_request's whitelist is a number array). */
+export type CommandJson = { readonly [key: string]: string | number | readonly number[] | undefined } & {
   readonly type: CommandType;
   readonly seq: number;
   readonly ts: number;

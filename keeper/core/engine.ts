@@ -8,6 +8,10 @@
 //   R2 post-trade: inventories, fees to the treasury, released reservations, events.
 // Events are built after the match, as immutable records, in the order things happened.
 //
+// Requests for quote (rfq.ts, its rules at the top) run beside the books through the same
+// stages: R1 when a request or quote is made and again for both sides of every block trade;
+// the trade moves inventories and fees as a fill does, and never the mark.
+//
 // Session lifecycle, an explicit transition table (anything else is "invalid_transition"):
 //   pre_session --start_trading--> trading --end_trading--> closing --close_out--> settling
 // (the engine's part of core/phases.ts). Which commands each phase accepts is the ALLOWED table below.
@@ -24,8 +28,16 @@ import type {
   LiquidateCommand,
   PlaceCommand,
   ReplaceCommand,
+  RfqAcceptCommand,
+  RfqCancelCommand,
+  RfqExpireCommand,
+  RfqLockCommand,
+  RfqQuoteCommand,
+  RfqRequestCommand,
+  RfqUnlockCommand,
   WithdrawCommand,
 } from "./commands.ts";
+import { RFQ_MAX_WHITELIST } from "./commands.ts";
 import { configFromJson, configToJson, resolveConfig, type EngineConfigJson, type ResolvedConfig } from "./config.ts";
 import { CoreInputError } from "./errors.ts";
 import { bpsDown, bpsUp, floorDiv, toSafeNumber } from "./int-math.ts";
@@ -47,6 +59,7 @@ import {
 } from "./matching.ts";
 import { NaiveBook } from "./naive-book.ts";
 import { netDeltas } from "./netting.ts";
+import { RfqDesk, RfqQuote, RfqRequest, UNLOCKED, type RfqQuoteState, type RfqRemainder, type RfqRequestState } from "./rfq.ts";
 import { hashSnapshot } from "./state-hash.ts";
 import type {
   AccountId,
@@ -62,6 +75,10 @@ import type {
   OrderView,
   PairId,
   RejectCode,
+  Reservation,
+  RfqCancelReason,
+  RfqQuoteView,
+  RfqRequestView,
   SessionPhase,
   CloseOut,
 } from "./types.ts";
@@ -93,6 +110,13 @@ const ALLOWED: Readonly<Record<Exclude<CommandType, keyof typeof TRANSITIONS>, r
   cancel_all: [["trading"], "not_trading"],
   replace: [["trading"], "not_trading"],
   liquidate: [["trading"], "not_trading"],
+  rfq_request: [["trading"], "not_trading"],
+  rfq_quote: [["trading"], "not_trading"],
+  rfq_lock: [["trading"], "not_trading"],
+  rfq_unlock: [["trading"], "not_trading"],
+  rfq_accept: [["trading"], "not_trading"],
+  rfq_cancel: [["trading"], "not_trading"],
+  rfq_expire: [["trading"], "not_trading"],
 };
 
 /** Liquidation orders get negative ids: -(seq * LIQ_IDS + k), never colliding with user orders. */
@@ -113,6 +137,33 @@ export interface SnapshotAccount {
 /** [orderId, user, side, orderType, price, remaining, size] in priority order. */
 export type SnapshotOrder = readonly [number, AccountId, "buy" | "sell", "limit" | "ioc" | "post_only", number, number, number];
 
+/** An open request; `lockedBy` is the locking quoter's account. */
+export interface SnapshotRfqRequest {
+  readonly id: number;
+  readonly user: AccountId;
+  readonly pair: PairId;
+  readonly side: "buy" | "sell";
+  readonly size: number;
+  readonly remaining: number;
+  readonly limit: number | null;
+  readonly reservePrice: number;
+  readonly expiresAt: number;
+  readonly whitelist: readonly AccountId[] | null;
+  readonly minFill: number;
+  readonly remainder: RfqRemainder;
+  readonly lockedBy: AccountId | null;
+}
+
+/** A live quote. */
+export interface SnapshotRfqQuote {
+  readonly id: number;
+  readonly requestId: number;
+  readonly user: AccountId;
+  readonly price: number;
+  readonly size: number;
+  readonly validUntil: number;
+}
+
 export interface EngineSnapshot {
   readonly version: 1;
   readonly config: EngineConfigJson;
@@ -126,6 +177,9 @@ export interface EngineSnapshot {
   readonly books: readonly { readonly pair: PairId; readonly orders: readonly SnapshotOrder[] }[];
   readonly recentTrades: readonly { readonly pair: PairId; readonly trades: readonly FillEvent[] }[];
   readonly closeOut: unknown;
+  /** Open requests and live quotes, ascending id; absent when there are none (so a session
+   * that never used RFQs hashes as before). */
+  readonly rfq?: { readonly requests: readonly SnapshotRfqRequest[]; readonly quotes: readonly SnapshotRfqQuote[] };
 }
 
 // ------------------------------------------------------------------ engine
@@ -140,6 +194,9 @@ export class Engine {
   private readonly lastTrade: Float64Array;
   private readonly trades: FillEvent[][];
   private readonly info = new OrderInfo();
+  private readonly desk = new RfqDesk();
+  /** The margin code of the last failed block trade (blockTrade). */
+  private rfqFailure: RejectCode = "insufficient_margin";
   private readonly nA: number;
   private readonly nP: number;
   private readonly quoteIndex: number;
@@ -233,6 +290,27 @@ export class Engine {
         break;
       case "liquidate":
         result = this.liquidate(cmd);
+        break;
+      case "rfq_request":
+        result = this.rfqOpen(cmd);
+        break;
+      case "rfq_quote":
+        result = this.rfqQuote(cmd);
+        break;
+      case "rfq_lock":
+        result = this.rfqLock(cmd);
+        break;
+      case "rfq_unlock":
+        result = this.rfqUnlock(cmd);
+        break;
+      case "rfq_accept":
+        result = this.rfqAccept(cmd);
+        break;
+      case "rfq_cancel":
+        result = this.rfqCancel(cmd);
+        break;
+      case "rfq_expire":
+        result = this.rfqExpire(cmd);
         break;
       case "start_trading":
       case "end_trading":
@@ -481,6 +559,7 @@ export class Engine {
       for (const u of this.ledger.sorted()) {
         if (this.ledger.openCount[u]! > 0) this.cancelEverything(u, -1, seq, ts, events, "session_end");
       }
+      for (const r of [...this.desk.requests.values()]) this.closeRequest(r, "cancelled", "session_end", "session_end", seq, ts, events);
     }
     events.push({ kind: "phase_changed", seq, ts, from, to });
     if (cmd.type === "close_out") events.push(this.closeOutSession(seq, ts));
@@ -501,6 +580,7 @@ export class Engine {
     if (before.status !== "below_mm") return this.reject(seq, "not_liquidatable", "the account is above maintenance margin");
     const events: EngineEvent[] = [];
     this.cancelEverything(u, -1, seq, ts, events, "liquidation");
+    this.cancelRfqOf(u, seq, ts, events, "liquidation");
     const slip = this.config.margin.liquidationSlippageBps;
     let k = 0;
     let notional = 0;
@@ -570,6 +650,386 @@ export class Engine {
       covered: !L.hasLiability(u),
     });
     return { ok: true, seq, events };
+  }
+
+  // ---------------------------------------------------------------- requests for quote (rfq.ts)
+
+  private rfqOpen(cmd: RfqRequestCommand): CommandResult {
+    const { seq, ts, user, size, limit, expiresAt } = cmd;
+    checkUint32(user, "user");
+    const side = sideCode(cmd.side);
+    checkNumber(cmd.pair, "pair");
+    checkNumber(size, "size");
+    if (limit !== undefined) checkNumber(limit, "limit");
+    if (cmd.minFill !== undefined) checkNumber(cmd.minFill, "minFill");
+    checkTime(expiresAt, "expiresAt");
+    const remainder = remainderOf(cmd.remainder);
+    const whitelist = whitelistOf(cmd.whitelist);
+    const denied = this.phaseRejects("rfq_request", seq);
+    if (denied !== null) return denied;
+    const pi = this.pairOf(cmd.pair);
+    if (pi < 0) return this.reject(seq, "unknown_pair", `no pair ${cmd.pair}`);
+    const book = this.books[pi]!;
+    const reservePrice = limit ?? this.markOf(pi);
+    const bad = book.check(reservePrice, size);
+    if (bad !== null) return this.reject(seq, bad, describe(bad, reservePrice, size));
+    const minFill = cmd.minFill ?? book.limits.minSize;
+    if (book.check(reservePrice, minFill) !== null || minFill > size) {
+      return this.reject(seq, "bad_size", `minFill ${minFill} is not a whole number of lots between the pair's minimum size and the request's size`);
+    }
+    if (expiresAt <= ts) return this.reject(seq, "rfq_expired", "expiresAt must be after the command's ts");
+    const u = this.ledger.indexOf(user);
+    if (u < 0) return this.reject(seq, "insufficient_margin", "the account holds nothing");
+    if (this.desk.countOf(u) >= this.config.maxOpenOrdersPerUser) {
+      return this.reject(seq, "too_many_orders", `at most ${this.config.maxOpenOrdersPerUser} open requests and quotes`);
+    }
+    const r1 = this.preTrade(u, pi, side, reservePrice, size);
+    if (r1 !== null) return this.reject(seq, r1, r1 === "amount_too_large" ? "the position would be too large" : "the request would take the account below initial margin");
+    this.reserveRfq(u, pi, side, reservePrice, size, 1);
+    this.desk.addRequest(new RfqRequest(seq, u, user, pi, cmd.pair, side, size, limit ?? 0, reservePrice, expiresAt, whitelist, minFill, remainder));
+    return {
+      ok: true,
+      seq,
+      events: [
+        { kind: "rfq_requested", seq, ts, requestId: seq, pair: cmd.pair, user, side: cmd.side, size, limit: limit ?? null, reservePrice, expiresAt, whitelist, minFill, remainder },
+      ],
+    };
+  }
+
+  private rfqQuote(cmd: RfqQuoteCommand): CommandResult {
+    const { seq, ts, user, requestId, price, size, validUntil } = cmd;
+    checkUint32(user, "user");
+    checkNumber(requestId, "requestId");
+    checkNumber(price, "price");
+    checkNumber(size, "size");
+    checkTime(validUntil, "validUntil");
+    const denied = this.phaseRejects("rfq_quote", seq);
+    if (denied !== null) return denied;
+    const r = this.desk.requests.get(requestId);
+    if (r === undefined) return this.reject(seq, "unknown_request", `no open request ${requestId}`);
+    if (ts >= r.expiresAt) return this.reject(seq, "rfq_expired", "the request has expired");
+    if (!r.invites(user)) return this.reject(seq, "rfq_not_invited", "this account may not quote this request");
+    const u = this.ledger.indexOf(user);
+    if (r.lockedBy !== UNLOCKED && r.lockedBy !== u) return this.reject(seq, "rfq_locked", "another quoter holds the request locked");
+    const bad = this.books[r.pi]!.check(price, size);
+    if (bad !== null) return this.reject(seq, bad, describe(bad, price, size));
+    if (size > r.remaining) return this.reject(seq, "bad_size", `a quote is for at most the request's ${r.remaining} open lots`);
+    if (size < r.minFill) return this.reject(seq, "rfq_below_min_fill", `the request trades at least ${r.minFill} lots`);
+    if (!r.within(price, r.limit)) return this.reject(seq, "rfq_beyond_limit", `price ${price} is beyond the request's limit ${r.limit}`);
+    if (validUntil <= ts) return this.reject(seq, "rfq_expired", "validUntil must be after the command's ts");
+    if (u < 0) return this.reject(seq, "insufficient_margin", "the account holds nothing");
+    const old = this.desk.quoteOf(r, u);
+    if (old === undefined && this.desk.countOf(u) >= this.config.maxOpenOrdersPerUser) {
+      return this.reject(seq, "too_many_orders", `at most ${this.config.maxOpenOrdersPerUser} open requests and quotes`);
+    }
+    const side = (1 - r.side) as SideCode;
+    // R1 counts the new quote instead of the one it replaces
+    if (old !== undefined) this.reserveRfq(u, r.pi, side, old.price, old.size, -1);
+    const r1 = this.preTrade(u, r.pi, side, price, size);
+    if (r1 !== null) {
+      if (old !== undefined) this.reserveRfq(u, r.pi, side, old.price, old.size, 1);
+      return this.reject(seq, r1, r1 === "amount_too_large" ? "the position would be too large" : "the quote would take the account below initial margin");
+    }
+    const events: EngineEvent[] = [];
+    if (old !== undefined) {
+      // released above; the lock (held by the account) stays with the new quote
+      this.desk.endQuote(old, "withdrawn");
+      events.push(this.rfqEnded(old.request, old, old.size, "replaced", seq, ts));
+    }
+    this.reserveRfq(u, r.pi, side, price, size, 1);
+    this.desk.addQuote(new RfqQuote(seq, r, u, user, side, price, size, validUntil));
+    events.push({ kind: "rfq_quoted", seq, ts, quoteId: seq, requestId, pair: r.pair, quoter: user, side: SIDE_NAME[side], price, size, validUntil });
+    return { ok: true, seq, events };
+  }
+
+  private rfqLock(cmd: RfqLockCommand): CommandResult {
+    const { seq, ts, user, requestId } = cmd;
+    checkUint32(user, "user");
+    checkNumber(requestId, "requestId");
+    const denied = this.phaseRejects("rfq_lock", seq);
+    if (denied !== null) return denied;
+    const r = this.desk.requests.get(requestId);
+    if (r === undefined) return this.reject(seq, "unknown_request", `no open request ${requestId}`);
+    if (ts >= r.expiresAt) return this.reject(seq, "rfq_expired", "the request has expired");
+    const u = this.ledger.indexOf(user);
+    const q = u < 0 ? undefined : this.desk.quoteOf(r, u);
+    if (q === undefined) return this.reject(seq, "unknown_quote", "only a quoter with a live quote on the request may lock it");
+    if (ts >= q.validUntil) return this.reject(seq, "rfq_expired", "the quote has expired");
+    if (r.lockedBy !== UNLOCKED) return this.reject(seq, "rfq_locked", r.lockedBy === u ? "the request is already locked by this account" : "another quoter holds the request locked");
+    r.move("locked");
+    r.lockedBy = u;
+    return { ok: true, seq, events: [{ kind: "rfq_locked", seq, ts, requestId, pair: r.pair, quoter: user, quoteId: q.id }] };
+  }
+
+  private rfqUnlock(cmd: RfqUnlockCommand): CommandResult {
+    const { seq, ts, user, requestId } = cmd;
+    checkUint32(user, "user");
+    checkNumber(requestId, "requestId");
+    const denied = this.phaseRejects("rfq_unlock", seq);
+    if (denied !== null) return denied;
+    const r = this.desk.requests.get(requestId);
+    if (r === undefined) return this.reject(seq, "unknown_request", `no open request ${requestId}`);
+    const u = this.ledger.indexOf(user);
+    if (u < 0 || r.lockedBy !== u) return this.reject(seq, "rfq_not_locked", "this account does not hold the request's lock");
+    r.move("open");
+    r.lockedBy = UNLOCKED;
+    return { ok: true, seq, events: [{ kind: "rfq_unlocked", seq, ts, requestId, pair: r.pair, quoter: user, reason: "user" }] };
+  }
+
+  private rfqCancel(cmd: RfqCancelCommand): CommandResult {
+    const { seq, ts, user, requestId } = cmd;
+    checkUint32(user, "user");
+    checkNumber(requestId, "requestId");
+    const denied = this.phaseRejects("rfq_cancel", seq);
+    if (denied !== null) return denied;
+    const r = this.desk.requests.get(requestId);
+    if (r === undefined) return this.reject(seq, "unknown_request", `no open request ${requestId}`);
+    const u = this.ledger.indexOf(user);
+    const events: EngineEvent[] = [];
+    if (u >= 0 && u === r.owner) {
+      this.closeRequest(r, "cancelled", "user", "request_ended", seq, ts, events);
+      return { ok: true, seq, events };
+    }
+    const q = u < 0 ? undefined : this.desk.quoteOf(r, u);
+    if (q === undefined) return this.reject(seq, "unknown_quote", "no live quote of this account on the request");
+    this.closeQuote(q, "withdrawn", "user", seq, ts, events, true);
+    return { ok: true, seq, events };
+  }
+
+  private rfqAccept(cmd: RfqAcceptCommand): CommandResult {
+    const { seq, ts, user, requestId, quoteId } = cmd;
+    checkUint32(user, "user");
+    checkNumber(requestId, "requestId");
+    if (quoteId !== undefined) checkNumber(quoteId, "quoteId");
+    if (cmd.size !== undefined) checkNumber(cmd.size, "size");
+    if (cmd.limit !== undefined) checkNumber(cmd.limit, "limit");
+    const denied = this.phaseRejects("rfq_accept", seq);
+    if (denied !== null) return denied;
+    const r = this.desk.requests.get(requestId);
+    const u = this.ledger.indexOf(user);
+    if (r === undefined || u < 0 || r.owner !== u) return this.reject(seq, "unknown_request", `no open request ${requestId} of this account`);
+    if (ts >= r.expiresAt) return this.reject(seq, "rfq_expired", "the request has expired");
+    const want = cmd.size ?? r.remaining;
+    if (!Number.isInteger(want) || want <= 0 || want > r.remaining) {
+      return this.reject(seq, "bad_size", `size ${want} is not a whole number of lots up to the request's ${r.remaining} open lots`);
+    }
+    if (want < r.minFill) return this.reject(seq, "rfq_below_min_fill", `the request trades at least ${r.minFill} lots`);
+    let limit = r.limit;
+    if (cmd.limit !== undefined) {
+      const bad = this.books[r.pi]!.check(cmd.limit, r.minFill);
+      if (bad !== null) return this.reject(seq, bad, describe(bad, cmd.limit, r.minFill));
+      limit = limit === 0 ? cmd.limit : r.side === BUY ? Math.min(limit, cmd.limit) : Math.max(limit, cmd.limit);
+    }
+    const trades: EngineEvent[] = [];
+    const quoteIds: number[] = [];
+    const before = r.remaining;
+    if (quoteId !== undefined) {
+      const q = this.desk.quotes.get(quoteId);
+      if (q === undefined || q.request !== r) return this.reject(seq, "unknown_quote", `no live quote ${quoteId} on request ${requestId}`);
+      if (ts >= q.validUntil) return this.reject(seq, "rfq_expired", "the quote has expired");
+      if (r.lockedBy !== UNLOCKED && q.owner !== r.lockedBy) return this.reject(seq, "rfq_locked", "another quoter holds the request locked");
+      if (!r.within(q.price, limit)) return this.reject(seq, "rfq_beyond_limit", `the quote's price ${q.price} is beyond the limit ${limit}`);
+      const who = this.blockTrade(r, q, Math.min(want, q.size), seq, ts, trades);
+      if (who !== 0) {
+        return this.reject(seq, this.rfqFailure, who === 1 ? "the trade would take the account below initial margin" : "the quoter's margin no longer covers its quote");
+      }
+      quoteIds.push(quoteId);
+    } else {
+      for (const q of this.desk.best(r, ts, limit)) {
+        const left = want - (before - r.remaining);
+        if (left < r.minFill) break;
+        const who = this.blockTrade(r, q, Math.min(left, q.size), seq, ts, trades);
+        if (who === 1) {
+          if (r.remaining === before) return this.reject(seq, this.rfqFailure, "the trade would take the account below initial margin");
+          break;
+        }
+        if (who === 0) quoteIds.push(q.id);
+      }
+      if (r.remaining === before) return this.reject(seq, "rfq_no_quote", "no live quote to trade within the limit");
+    }
+    const filled = before - r.remaining;
+    const status = r.remaining === 0 ? "filled" : r.remainder === "drop" || r.remaining < r.minFill ? "dropped" : "open";
+    const events: EngineEvent[] = [
+      {
+        kind: "rfq_accepted",
+        seq,
+        ts,
+        requestId,
+        pair: r.pair,
+        user,
+        side: SIDE_NAME[r.side],
+        filled,
+        quoteIds,
+        remaining: status === "open" ? r.remaining : 0,
+        status,
+      },
+      ...trades,
+    ];
+    if (status !== "open") this.closeRequest(r, status, null, "request_ended", seq, ts, events);
+    else if (r.lockedBy !== UNLOCKED && this.desk.quoteOf(r, r.lockedBy) === undefined) this.unlockEnded(r, seq, ts, events);
+    return { ok: true, seq, events };
+  }
+
+  private rfqExpire(cmd: RfqExpireCommand): CommandResult {
+    const { seq, ts } = cmd;
+    const denied = this.phaseRejects("rfq_expire", seq);
+    if (denied !== null) return denied;
+    const events: EngineEvent[] = [];
+    const due = this.desk.due(ts);
+    for (const q of due.quotes) if (q.state === "live") this.closeQuote(q, "expired", null, seq, ts, events, true);
+    for (const r of due.requests) this.closeRequest(r, "expired", null, "request_ended", seq, ts, events);
+    return { ok: true, seq, events };
+  }
+
+  /**
+   * One block trade of `lots` between the request's owner (taker) and the quote's (maker) at the
+   * quote's price: R1 for both sides with the reservations it replaces released, then the fill's
+   * money moves (as afterMatch), the tape, and the quote ends. 0 when traded; 1 when the
+   * requester's margin refuses it, 2 when the quoter's (this.rfqFailure holds the code); then
+   * nothing changed.
+   */
+  private blockTrade(r: RfqRequest, q: RfqQuote, lots: number, seq: number, ts: number, events: EngineEvent[]): 0 | 1 | 2 {
+    const pi = r.pi;
+    const u = r.owner;
+    const v = q.owner;
+    const price = q.price;
+    this.reserveRfq(u, pi, r.side, r.reservePrice, lots, -1);
+    this.reserveRfq(v, pi, q.side, price, q.size, -1);
+    let who: 1 | 2 = 1;
+    let code = this.preTrade(u, pi, r.side, price, lots);
+    if (code === null) {
+      who = 2;
+      code = this.preTrade(v, pi, q.side, price, lots);
+    }
+    if (code !== null) {
+      this.reserveRfq(u, pi, r.side, r.reservePrice, lots, 1);
+      this.reserveRfq(v, pi, q.side, price, q.size, 1);
+      this.rfqFailure = code;
+      return who;
+    }
+    r.remaining -= lots;
+    const L = this.ledger;
+    const inv = L.inv;
+    const nA = this.nA;
+    const bi = this.baseIdx[pi]!;
+    const qi = this.quoteIndex;
+    const quote = price * lots * this.qptl[pi]!;
+    const takerFee = bpsUp(quote, this.takerBps);
+    const makerFee = this.makerBps >= 0 ? bpsUp(quote, this.makerBps) : -bpsDown(quote, -this.makerBps);
+    const buyer = (r.side === BUY ? u : v) * nA;
+    const seller = (r.side === BUY ? v : u) * nA;
+    inv[buyer + bi] = inv[buyer + bi]! + lots;
+    inv[seller + bi] = inv[seller + bi]! - lots;
+    inv[buyer + qi] = inv[buyer + qi]! - quote;
+    inv[seller + qi] = inv[seller + qi]! + quote;
+    inv[u * nA + qi] = inv[u * nA + qi]! - takerFee;
+    inv[v * nA + qi] = inv[v * nA + qi]! - makerFee;
+    const tq = this.treasuryIdx * nA + qi;
+    inv[tq] = inv[tq]! + takerFee + makerFee;
+    L.feesPaid[u] = L.feesPaid[u]! + takerFee;
+    L.feesPaid[v] = L.feesPaid[v]! + makerFee;
+    L.volume[u] = L.volume[u]! + quote;
+    L.volume[v] = L.volume[v]! + quote;
+    L.fills[u] = L.fills[u]! + 1;
+    L.fills[v] = L.fills[v]! + 1;
+    const fill: FillEvent = {
+      kind: "fill",
+      seq,
+      ts,
+      tradeId: this.nextTradeId++,
+      pair: r.pair,
+      price,
+      size: lots,
+      quoteAmount: quote,
+      takerSide: SIDE_NAME[r.side],
+      maker: q.user,
+      makerOrderId: q.id,
+      makerFee,
+      makerRemaining: 0,
+      taker: r.user,
+      takerOrderId: r.id,
+      takerFee,
+      block: true,
+    };
+    events.push(fill);
+    // on the tape, but not the last trade price: block trades do not move marks
+    this.pushTrade(pi, fill);
+    this.closeQuote(q, "filled", null, seq, ts, events, false);
+    return 0;
+  }
+
+  /**
+   * Ends a live quote: releases its reservation (a filled quote's was released by its trade),
+   * emits rfq_expired or rfq_cancelled (nothing when filled), and, with `unlock`, lets go of a
+   * lock its quoter held.
+   */
+  private closeQuote(q: RfqQuote, to: RfqQuoteState, reason: RfqCancelReason | null, seq: number, ts: number, events: EngineEvent[], unlock: boolean): void {
+    const r = q.request;
+    if (to !== "filled") this.reserveRfq(q.owner, r.pi, q.side, q.price, q.size, -1);
+    this.desk.endQuote(q, to);
+    if (to === "expired") {
+      events.push({ kind: "rfq_expired", seq, ts, requestId: r.id, quoteId: q.id, pair: r.pair, user: q.user, side: SIDE_NAME[q.side], remaining: q.size });
+    } else if (to !== "filled") {
+      events.push(this.rfqEnded(r, q, q.size, reason ?? "user", seq, ts));
+    }
+    if (unlock && r.lockedBy === q.owner) this.unlockEnded(r, seq, ts, events);
+  }
+
+  /** Ends an open request after its quotes (`quoteReason`), releasing what it reserves. */
+  private closeRequest(
+    r: RfqRequest,
+    to: RfqRequestState,
+    reason: RfqCancelReason | null,
+    quoteReason: RfqCancelReason,
+    seq: number,
+    ts: number,
+    events: EngineEvent[],
+  ): void {
+    for (const q of [...r.quotes]) this.closeQuote(q, "cancelled", quoteReason, seq, ts, events, false);
+    this.reserveRfq(r.owner, r.pi, r.side, r.reservePrice, r.remaining, -1);
+    this.desk.endRequest(r, to);
+    if (to === "expired") {
+      events.push({ kind: "rfq_expired", seq, ts, requestId: r.id, quoteId: null, pair: r.pair, user: r.user, side: SIDE_NAME[r.side], remaining: r.remaining });
+    } else if (to === "cancelled") {
+      events.push(this.rfqEnded(r, null, r.remaining, reason ?? "user", seq, ts));
+    }
+  }
+
+  private unlockEnded(r: RfqRequest, seq: number, ts: number, events: EngineEvent[]): void {
+    const quoter = this.ledger.ids[r.lockedBy]!;
+    r.move("open");
+    r.lockedBy = UNLOCKED;
+    events.push({ kind: "rfq_unlocked", seq, ts, requestId: r.id, pair: r.pair, quoter, reason: "quote_ended" });
+  }
+
+  private rfqEnded(r: RfqRequest, q: RfqQuote | null, remaining: number, reason: RfqCancelReason, seq: number, ts: number): EngineEvent {
+    return {
+      kind: "rfq_cancelled",
+      seq,
+      ts,
+      requestId: r.id,
+      quoteId: q === null ? null : q.id,
+      pair: r.pair,
+      user: q === null ? r.user : q.user,
+      side: SIDE_NAME[q === null ? r.side : q.side],
+      remaining,
+      reason,
+    };
+  }
+
+  /** Cancels every request and quote of account `u` (liquidation). */
+  private cancelRfqOf(u: number, seq: number, ts: number, events: EngineEvent[], reason: RfqCancelReason): void {
+    if (this.desk.countOf(u) === 0) return;
+    for (const r of [...this.desk.requests.values()]) if (r.owner === u) this.closeRequest(r, "cancelled", reason, "request_ended", seq, ts, events);
+    for (const q of [...this.desk.quotes.values()]) if (q.owner === u) this.closeQuote(q, "cancelled", reason, seq, ts, events, true);
+  }
+
+  /** Adds (sign 1) or releases (sign -1) what an open request or live quote reserves (not an order count). */
+  private reserveRfq(u: number, pi: number, side: SideCode, price: number, lots: number, sign: 1 | -1): void {
+    const open = this.ledger.open;
+    const o = (u * this.nP + pi) * 4 + (side === BUY ? BUY_LOTS : SELL_LOTS);
+    open[o] = open[o]! + sign * lots;
+    open[o + 1] = open[o + 1]! + sign * lots * price;
   }
 
   // ---------------------------------------------------------------- stages
@@ -973,6 +1433,61 @@ export class Engine {
     return this.books[this.requirePair(pair)]!.size;
   }
 
+  /** Open requests for quote with their live quotes, ascending id (of one pair, or all). */
+  rfqRequests(pair?: PairId): RfqRequestView[] {
+    const pi = pair === undefined ? -1 : this.requirePair(pair);
+    const out: RfqRequestView[] = [];
+    for (const r of this.desk.requests.values()) if (pi < 0 || r.pi === pi) out.push(this.rfqView(r));
+    return out;
+  }
+
+  /** An open request for quote, or null. */
+  rfqRequest(requestId: number): RfqRequestView | null {
+    const r = this.desk.requests.get(requestId);
+    return r === undefined ? null : this.rfqView(r);
+  }
+
+  /**
+   * The earliest expiry (ms) among open requests and live quotes, or null. Once a command's ts
+   * reaches it the keeper sends { type: "rfq_expire" }, which is journaled like any command.
+   */
+  nextRfqExpiry(): number | null {
+    return this.phaseValue === "trading" ? this.desk.nextExpiry() : null;
+  }
+
+  /** What the account's resting orders, open requests and live quotes reserve, per pair. */
+  reservations(user: AccountId): Reservation[] {
+    const u = this.ledger.indexOf(user);
+    const open = this.ledger.open;
+    return this.config.pairs.map((p, pi) => {
+      const o = (u * this.nP + pi) * 4;
+      return u < 0
+        ? { pair: p.id, buyLots: 0, buyNotional: 0, sellLots: 0, sellNotional: 0 }
+        : { pair: p.id, buyLots: open[o + BUY_LOTS]!, buyNotional: open[o + BUY_NOTIONAL]!, sellLots: open[o + SELL_LOTS]!, sellNotional: open[o + SELL_NOTIONAL]! };
+    });
+  }
+
+  private rfqView(r: RfqRequest): RfqRequestView {
+    return {
+      requestId: r.id,
+      pair: r.pair,
+      user: r.user,
+      side: SIDE_NAME[r.side],
+      size: r.size,
+      remaining: r.remaining,
+      limit: r.limit === 0 ? null : r.limit,
+      reservePrice: r.reservePrice,
+      expiresAt: r.expiresAt,
+      whitelist: r.whitelist === null ? null : [...r.whitelist],
+      minFill: r.minFill,
+      remainder: r.remainder,
+      lockedBy: r.lockedBy === UNLOCKED ? null : this.ledger.ids[r.lockedBy]!,
+      quotes: r.quotes.map(
+        (q): RfqQuoteView => ({ quoteId: q.id, requestId: r.id, pair: r.pair, quoter: q.user, side: SIDE_NAME[q.side], price: q.price, size: q.size, validUntil: q.validUntil }),
+      ),
+    };
+  }
+
   private requirePair(pair: PairId): number {
     const pi = this.pairOf(pair);
     if (pi < 0) throw new CoreInputError("pair", `no pair ${pair}`);
@@ -1009,6 +1524,29 @@ export class Engine {
       })),
       recentTrades: this.trades.map((list, pi) => ({ pair: this.config.pairs[pi]!.id, trades: list.slice(-keep).map((f) => ({ ...f })) })),
       closeOut: this.closeOutValue === null ? null : closeOutToJson(this.closeOutValue),
+      ...(this.desk.size === 0 ? {} : { rfq: this.rfqSnapshot() }),
+    };
+  }
+
+  private rfqSnapshot(): NonNullable<EngineSnapshot["rfq"]> {
+    const ids = this.ledger.ids;
+    return {
+      requests: [...this.desk.requests.values()].map((r) => ({
+        id: r.id,
+        user: r.user,
+        pair: r.pair,
+        side: SIDE_NAME[r.side],
+        size: r.size,
+        remaining: r.remaining,
+        limit: r.limit === 0 ? null : r.limit,
+        reservePrice: r.reservePrice,
+        expiresAt: r.expiresAt,
+        whitelist: r.whitelist === null ? null : [...r.whitelist],
+        minFill: r.minFill,
+        remainder: r.remainder,
+        lockedBy: r.lockedBy === UNLOCKED ? null : ids[r.lockedBy]!,
+      })),
+      quotes: [...this.desk.quotes.values()].map((q) => ({ id: q.id, requestId: q.request.id, user: q.user, price: q.price, size: q.size, validUntil: q.validUntil })),
     };
   }
 
@@ -1050,6 +1588,27 @@ export class Engine {
     });
     s.recentTrades.forEach((t, pi) => (this.trades[pi] = t.trades.map((f) => ({ ...f }))));
     this.closeOutValue = s.closeOut === null ? null : closeOutFromJson(s.closeOut as CloseOutJson);
+    for (const j of s.rfq?.requests ?? []) {
+      const u = L.ensure(j.user);
+      const pi = this.requirePair(j.pair);
+      const side = sideCode(j.side);
+      const r = new RfqRequest(j.id, u, j.user, pi, j.pair, side, j.size, j.limit ?? 0, j.reservePrice, j.expiresAt, j.whitelist === null ? null : [...j.whitelist], j.minFill, j.remainder);
+      r.remaining = j.remaining;
+      if (j.lockedBy !== null) {
+        r.move("locked");
+        r.lockedBy = L.ensure(j.lockedBy);
+      }
+      this.desk.addRequest(r);
+      this.reserveRfq(u, pi, side, j.reservePrice, j.remaining, 1);
+    }
+    for (const j of s.rfq?.quotes ?? []) {
+      const r = this.desk.requests.get(j.requestId);
+      if (r === undefined) throw new CoreInputError("snapshot.rfq.quotes", `quote ${j.id} of no open request ${j.requestId}`);
+      const u = L.ensure(j.user);
+      const side = (1 - r.side) as SideCode;
+      this.desk.addQuote(new RfqQuote(j.id, r, u, j.user, side, j.price, j.size, j.validUntil));
+      this.reserveRfq(u, r.pi, side, j.price, j.size, 1);
+    }
     this.refreshMarks();
   }
 
@@ -1067,6 +1626,25 @@ function checkUint32(x: unknown, field: string): void {
 
 function checkNumber(x: unknown, field: string): void {
   if (typeof x !== "number") throw new CoreInputError(field, "must be a number");
+}
+
+function checkTime(x: unknown, field: string): void {
+  if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 0) throw new CoreInputError(field, "must be a non-negative safe integer (ms)");
+}
+
+function remainderOf(x: unknown): RfqRemainder {
+  if (x === "keep" || x === "drop") return x;
+  throw new CoreInputError("remainder", `must be "keep" or "drop", got ${JSON.stringify(x)}`);
+}
+
+/** A sorted copy without repeats, or null when absent. */
+function whitelistOf(x: unknown): readonly AccountId[] | null {
+  if (x === undefined) return null;
+  if (!Array.isArray(x) || x.length === 0 || x.length > RFQ_MAX_WHITELIST) {
+    throw new CoreInputError("whitelist", `must be an array of 1 to ${RFQ_MAX_WHITELIST} account ids`);
+  }
+  for (const id of x) checkUint32(id, "whitelist");
+  return [...new Set(x as number[])].sort((a, b) => a - b);
 }
 
 function sideCode(side: unknown): SideCode {

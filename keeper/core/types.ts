@@ -135,6 +135,16 @@ export const REJECT_CODES = [
   "insufficient_liquidity", // the vault does not hold enough of the asset net of liabilities
   "has_liabilities",
   "not_liquidatable",
+  // requests for quote (rfq.ts states when each applies)
+  "unknown_request", // no open request with this id (for cancel, lock, unlock, accept: of this account or quoted by it)
+  "unknown_quote", // no live quote with this id on the request (or, for rfq_lock, none of this quoter)
+  "rfq_expired", // the request or quote is past its expiry, or the expiry given is not after ts
+  "rfq_not_invited", // the quoter is the requester or not on the request's whitelist
+  "rfq_beyond_limit", // the price is worse than the request's (or the accept's) limit
+  "rfq_locked", // the request is locked (by another quoter, or already)
+  "rfq_not_locked", // unlock of a lock this account does not hold
+  "rfq_below_min_fill", // a quote or accept smaller than the request's minimum fill
+  "rfq_no_quote", // accept of the best quotes found none to trade
 ] as const;
 export type RejectCode = (typeof REJECT_CODES)[number];
 
@@ -176,6 +186,12 @@ export interface FillEvent extends EventHeader {
   readonly taker: AccountId;
   readonly takerOrderId: OrderId;
   readonly takerFee: number;
+  /**
+   * A block trade of a request for quote (rfq.ts): the taker is the requester (takerOrderId is
+   * the request's id), the maker the quoter (makerOrderId is the quote's id; makerRemaining 0).
+   * It does not move the mark. Absent on book fills.
+   */
+  readonly block?: true;
 }
 
 export interface OrderCancelledEvent extends EventHeader {
@@ -243,6 +259,98 @@ export interface ClosedOutEvent extends EventHeader {
   readonly bankruptUsers: readonly AccountId[];
 }
 
+// ------------------------------------------------------------------ rfq events (rfq.ts)
+
+/** Why a request or quote ended other than by trading or expiry. */
+export type RfqCancelReason = "user" | "replaced" | "request_ended" | "liquidation" | "session_end";
+
+export interface RfqRequestedEvent extends EventHeader {
+  readonly kind: "rfq_requested";
+  readonly requestId: number;
+  readonly pair: PairId;
+  readonly user: AccountId;
+  readonly side: Side;
+  readonly size: number;
+  /** Ticks, or null: no limit. */
+  readonly limit: number | null;
+  /** The price its margin reservation counts (the limit, else the mark now). */
+  readonly reservePrice: number;
+  readonly expiresAt: number;
+  readonly whitelist: readonly AccountId[] | null;
+  readonly minFill: number;
+  readonly remainder: "keep" | "drop";
+}
+
+export interface RfqQuotedEvent extends EventHeader {
+  readonly kind: "rfq_quoted";
+  readonly quoteId: number;
+  readonly requestId: number;
+  readonly pair: PairId;
+  readonly quoter: AccountId;
+  /** The quoter's side (the other side of the request). */
+  readonly side: Side;
+  readonly price: number;
+  readonly size: number;
+  readonly validUntil: number;
+}
+
+export interface RfqLockedEvent extends EventHeader {
+  readonly kind: "rfq_locked";
+  readonly requestId: number;
+  readonly pair: PairId;
+  readonly quoter: AccountId;
+  readonly quoteId: number;
+}
+
+export interface RfqUnlockedEvent extends EventHeader {
+  readonly kind: "rfq_unlocked";
+  readonly requestId: number;
+  readonly pair: PairId;
+  readonly quoter: AccountId;
+  /** user: rfq_unlock; quote_ended: the locker's quote traded, was withdrawn, expired or cancelled. */
+  readonly reason: "user" | "quote_ended";
+}
+
+/** One accept: its block trades are the fill events (block: true) that follow it. */
+export interface RfqAcceptedEvent extends EventHeader {
+  readonly kind: "rfq_accepted";
+  readonly requestId: number;
+  readonly pair: PairId;
+  readonly user: AccountId;
+  readonly side: Side;
+  /** Lots traded by this accept, and the quotes it traded with, in trade order. */
+  readonly filled: number;
+  readonly quoteIds: readonly number[];
+  /** Lots still open after it (0 unless status is "open"). */
+  readonly remaining: number;
+  /** open: the rest stays open (remainder "keep"); filled: nothing left; dropped: the rest ended. */
+  readonly status: "open" | "filled" | "dropped";
+}
+
+/** A request (quoteId null) or a quote ended; its reservation of `remaining` lots is released. */
+export interface RfqCancelledEvent extends EventHeader {
+  readonly kind: "rfq_cancelled";
+  readonly requestId: number;
+  readonly quoteId: number | null;
+  readonly pair: PairId;
+  /** The requester, or the quoter. */
+  readonly user: AccountId;
+  readonly side: Side;
+  readonly remaining: number;
+  readonly reason: RfqCancelReason;
+}
+
+/** A request (quoteId null) or a quote expired (rfq_expire); its reservation is released. */
+export interface RfqExpiredEvent extends EventHeader {
+  readonly kind: "rfq_expired";
+  readonly requestId: number;
+  readonly quoteId: number | null;
+  readonly pair: PairId;
+  readonly user: AccountId;
+  readonly side: Side;
+  readonly remaining: number;
+}
+
 export type EngineEvent =
   | OrderAcceptedEvent
   | FillEvent
@@ -252,7 +360,14 @@ export type EngineEvent =
   | WithdrawnEvent
   | PhaseChangedEvent
   | LiquidatedEvent
-  | ClosedOutEvent;
+  | ClosedOutEvent
+  | RfqRequestedEvent
+  | RfqQuotedEvent
+  | RfqLockedEvent
+  | RfqUnlockedEvent
+  | RfqAcceptedEvent
+  | RfqCancelledEvent
+  | RfqExpiredEvent;
 
 // ------------------------------------------------------------------ results
 
@@ -307,13 +422,54 @@ export interface OrderView {
   readonly remaining: number;
 }
 
+export interface RfqQuoteView {
+  readonly quoteId: number;
+  readonly requestId: number;
+  readonly pair: PairId;
+  readonly quoter: AccountId;
+  readonly side: Side;
+  readonly price: number;
+  readonly size: number;
+  readonly validUntil: number;
+}
+
+/** An open request with its live quotes (ascending id). */
+export interface RfqRequestView {
+  readonly requestId: number;
+  readonly pair: PairId;
+  readonly user: AccountId;
+  readonly side: Side;
+  readonly size: number;
+  /** Lots still open. */
+  readonly remaining: number;
+  readonly limit: number | null;
+  readonly reservePrice: number;
+  readonly expiresAt: number;
+  readonly whitelist: readonly AccountId[] | null;
+  readonly minFill: number;
+  readonly remainder: "keep" | "drop";
+  /** The quoter holding the lock, or null. */
+  readonly lockedBy: AccountId | null;
+  readonly quotes: readonly RfqQuoteView[];
+}
+
+/** What an account's resting orders, open requests and live quotes reserve on one pair. */
+export interface Reservation {
+  readonly pair: PairId;
+  readonly buyLots: number;
+  /** Sum of price * lots (ticks * lots). */
+  readonly buyNotional: number;
+  readonly sellLots: number;
+  readonly sellNotional: number;
+}
+
 export interface AssetPosition {
   readonly asset: AssetId;
   /** Core units (lots for a base asset); negative is a liability. */
   readonly units: number;
   /** units * unitBaseUnits + dust, in vault base units. */
   readonly baseUnits: bigint;
-  /** Core units open orders could consume (sell lots, or buy cost plus taker fee in quote). */
+  /** Core units open orders, requests and quotes could consume (sell lots, or buy cost plus fee in quote). */
   readonly reserved: number;
   /** Value at mark in quote units (the quote asset at face value). */
   readonly value: number;

@@ -9,10 +9,12 @@
  *   2. `balance` records: each participant's settled balance per token when trading began,
  *      sorted by (accountId, tokenIndex);
  *   3. the session's events in `seq` order (strictly increasing): `fill` records (one per match
- *      in the book) and `transfer` records (the closing cross at mid, liquidations, the insurance
+ *      in the book, and one per block trade of a request for quote, which carries `"block":true`
+ *      as its last key and counts exactly like any other fill) and `transfer` records (the closing cross at mid, liquidations, the insurance
  *      fund and any socialized loss: everything that moves value and is not a fill).
  * Keys appear in the order the encoder writes them; integers that are money, prices or sizes are
- * decimal strings (they exceed 2^53); ids, seq and ts are JSON numbers. Exactly one byte form is
+ * decimal strings (they exceed 2^53); ids, seq and ts are JSON numbers. A fill that is not a block
+ * trade has no `block` key, so logs written before block trades existed read and hash unchanged. Exactly one byte form is
  * valid per log: `parseFillLog` rejects any text that `encodeFillLog` would not produce, so the
  * hash identifies the log.
  *
@@ -78,6 +80,8 @@ export type FillLogFill = {
   sizeLots: bigint;
   makerFee: bigint;
   takerFee: bigint;
+  /** A block trade of a request for quote (core/rfq.ts): the taker is the requester. */
+  block?: true;
 };
 
 export type FillLogTransfer = {
@@ -170,6 +174,7 @@ function render(log: FillLog): string {
             sizeLots: e.sizeLots.toString(),
             makerFee: e.makerFee.toString(),
             takerFee: e.takerFee.toString(),
+            ...(e.block === true ? { block: true } : {}),
           })
         : JSON.stringify({
             type: "transfer",
@@ -262,6 +267,7 @@ function parseRecords(text: string): FillLog {
     } else if (type === "fill") {
       const side = r.string("takerSide");
       if (side !== "buy" && side !== "sell") reject("bad_record", line, "takerSide", `must be "buy" or "sell", got "${side}"`);
+      const block = r.flag("block");
       events.push({
         type,
         seq: r.uint("seq"),
@@ -274,6 +280,7 @@ function parseRecords(text: string): FillLog {
         sizeLots: r.bigint("sizeLots"),
         makerFee: r.bigint("makerFee"),
         takerFee: r.bigint("takerFee"),
+        ...(block ? { block: true as const } : {}),
       });
     } else if (type === "transfer") {
       events.push({
@@ -357,6 +364,13 @@ class RecordReader {
     return n;
   }
 
+  /** An optional key that, when present, must be `true` (absence is the only false form). */
+  flag(field: string): boolean {
+    if (!Object.hasOwn(this.record, field)) return false;
+    if (this.record[field] !== true) reject("bad_record", this.line, this.prefix + field, "must be true when present");
+    return true;
+  }
+
   array(field: string): unknown[] {
     const v = this.get(field);
     if (!Array.isArray(v)) reject("bad_record", this.line, this.prefix + field, "must be an array");
@@ -428,6 +442,7 @@ function checkRules(log: FillLog): void {
       if (e.takerSide !== "buy" && e.takerSide !== "sell") reject("bad_record", line, "takerSide", `must be "buy" or "sell"`);
       if (e.priceTicks <= 0n) reject("bad_record", line, "priceTicks", "must be positive");
       if (e.sizeLots <= 0n) reject("bad_record", line, "sizeLots", "must be positive");
+      if (e.block !== undefined && e.block !== true) reject("bad_record", line, "block", "must be true when present");
     } else {
       uint(e.tokenIndex, UINT8_MAX, line, "tokenIndex");
       uint(e.from, UINT32_MAX, line, "from");
@@ -443,7 +458,7 @@ function checkRules(log: FillLog): void {
 
 /**
  * Every (account, token) balance change the log implies, in base units: the entries the keeper
- * must have posted. Zero results are left out (the keeper posts no zero entries). Sorted by
+ * must have posted. Block trades move value exactly as book fills do and are summed the same way. Zero results are left out (the keeper posts no zero entries). Sorted by
  * (accountId, tokenIndex).
  */
 export function deltasFromFillLog(log: FillLog): FillLogDelta[] {

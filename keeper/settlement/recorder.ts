@@ -1,5 +1,6 @@
 // Step 2 of settlement: records, as the session runs, every event of the pit that moves value
-// into the fill log's form (settlement/fill-log.ts): each fill, each liquidation fee paid to
+// into the fill log's form (settlement/fill-log.ts): each fill (block trades of requests for
+// quote included, marked `block`), each liquidation fee paid to
 // insurance, and at the close-out the closing cross as transfers (settlement/transfers.ts).
 // It listens to the pit, so replaying the journal records the same events in the same order.
 import type { Command } from "../core/commands.ts";
@@ -36,6 +37,7 @@ export class FillLogRecorder {
           sizeLots: BigInt(e.size),
           makerFee: BigInt(e.makerFee),
           takerFee: BigInt(e.takerFee),
+          ...(e.block === true ? { block: true as const } : {}),
         });
       } else if (e.kind === "liquidated" && e.fee > 0) {
         const quote = this.#quoteAsset();
