@@ -354,6 +354,19 @@ describe("keeper API", function () {
       expect(Object.keys(d.json().paths)).to.include.members(["/set-broker", "/api/session", "/api/books/{pair}", "/admin/settle"]);
       expect((await k.app.inject("/docs")).statusCode).to.be.oneOf([200, 302]);
     });
+    it("healthz is 503 and names the part that stopped, then ok again once it progresses", async () => {
+      const settlement = k.health.component("settlement");
+      settlement.problem("settlement of session 7 stopped: the RPC refused connections");
+      const bad = await k.app.inject("/healthz");
+      expect(bad.statusCode).to.equal(503);
+      expect(bad.json().ok).to.equal(false);
+      expect(bad.json().components.settlement).to.include({ ok: false, reason: "settlement of session 7 stopped: the RPC refused connections" });
+      settlement.problem(null);
+      settlement.progress();
+      const good = await k.app.inject("/healthz");
+      expect(good.statusCode, good.body).to.equal(200);
+      expect(good.json().components.settlement.ok).to.equal(true);
+    });
   });
 
   describe("the pit page", () => {
