@@ -187,4 +187,6 @@ export interface PitPort {
    * ascending (the core's `liquidationsDue`).
    */
   liquidationsDue(): number[];
+  /** Sweeps the requests and quotes for quote past their expiry at `nowMs`; how many ended. */
+  expireRfqs(nowMs: number): number;
 }

@@ -337,8 +337,13 @@ export class SessionExecutor {
       liquidations: 0,
     };
     if (phase.phase === "trading" && !this.finished) {
-      // The keeper's own duty comes first, whatever the brokers are doing.
+      // The keeper's own duties come first, whatever the brokers are doing.
       this.liquidateDue(report);
+      try {
+        this.port.expireRfqs(this.clock.now());
+      } catch (err) {
+        this.internalError(err);
+      }
       this.marketCache.clear();
       const slots = [...this.slots.values()];
       // Rotate the starting broker so nobody is always first to the book.
@@ -413,7 +418,6 @@ export class SessionExecutor {
     }
   }
 
-  /** For a port that cannot list the pit's accounts below MM: the executor's own brokers'. */
   private brokerState(slot: Slot | undefined): BrokerState {
     if (slot === undefined) return "none";
     const now = this.clock.now();

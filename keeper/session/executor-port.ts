@@ -163,6 +163,17 @@ export class ExecutorPort implements PitPort {
     return out;
   }
 
+  /**
+   * Requests and quotes past their expiry release their margin only when the keeper sweeps them
+   * (rfq_expire, journaled): once per tick when one is due at `nowMs`. Returns how many ended.
+   */
+  expireRfqs(nowMs: number): number {
+    const next = this.#pit.reads.nextRfqExpiry();
+    if (next === null || next > nowMs) return 0;
+    const r = this.#pit.apply({ type: "rfq_expire" });
+    return r.ok ? r.events.filter((e) => e.kind === "rfq_expired").length : 0;
+  }
+
   liquidate(user: number): LiquidationOutcome {
     const r = this.#pit.apply({ type: "liquidate", user });
     if (!r.ok) return notLiquidated(`not liquidated: ${r.reason}`);

@@ -27,7 +27,20 @@ import { StorageError, type TransactionFrame } from "../store/database.ts";
 /** What readers may ask the engine: views only, never `apply`. */
 export type PitReads = Pick<
   Engine,
-  "phase" | "depth" | "mid" | "mark" | "account" | "recentTrades" | "marginStatus" | "liquidationsDue" | "closeOut" | "stateHash"
+  | "phase"
+  | "depth"
+  | "mid"
+  | "mark"
+  | "account"
+  | "recentTrades"
+  | "marginStatus"
+  | "liquidationsDue"
+  | "closeOut"
+  | "stateHash"
+  | "rfqRequests"
+  | "rfqRequest"
+  | "nextRfqExpiry"
+  | "reservations"
 >;
 
 export type PitListener = (cmd: Command, result: CommandResult) => void;

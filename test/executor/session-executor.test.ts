@@ -279,6 +279,23 @@ describe("executor/session-executor", function () {
     });
   });
 
+  describe("requests for quote: the keeper's sweep", () => {
+    it("ends a request past its expiry in the next tick, releasing its margin, whatever its broker does", async () => {
+      const h = new Harness(server, [10]);
+      h.addBroker(10, new ScriptedBroker("hangs", (_c, _n, signal) => hang(signal)));
+      const expiresAt = h.clock.now() + 1_500;
+      const r = h.pit.pit.apply({ type: "rfq_request", user: 10, pair: PEPE, side: "buy", size: 2, expiresAt, remainder: "keep" });
+      expect(r.ok, JSON.stringify(r)).to.equal(true);
+      const id = r.seq;
+      await h.executor.tick(h.clock.now());
+      expect(h.pit.pit.reads.rfqRequest(id)).to.not.equal(null);
+      h.clock.advance(2_000);
+      await h.executor.tick(h.clock.now());
+      expect(h.pit.pit.reads.rfqRequest(id)).to.equal(null);
+      expect(h.pit.pit.reads.nextRfqExpiry()).to.equal(null);
+    });
+  });
+
   describe("session rules", () => {
     it("below IM asks for exposure-reducing orders only and refuses the rest", async () => {
       const h = new Harness(server, [10], { pepeLots: 5 }).add(10);

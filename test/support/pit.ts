@@ -111,6 +111,9 @@ export class TestPit implements PitPort {
   fills(user: number, cursor: number): { fills: FillView[]; cursor: number } {
     return this.port.fills(user, cursor);
   }
+  expireRfqs(nowMs: number): number {
+    return this.port.expireRfqs(nowMs);
+  }
   /** The core's list, with the margin a test forced on an account taking precedence. */
   liquidationsDue(): number[] {
     const due = new Set(this.port.liquidationsDue());
