@@ -49,6 +49,7 @@ const CALLS = new Set([
   "fillLog",
   "settlement",
   "withdrawal",
+  "quotes",
   "metrics",
   "setBroker",
   "setPrompt",

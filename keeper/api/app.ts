@@ -312,6 +312,17 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
     },
     async (req) => k.account(req.params.address),
   );
+  app.get(
+    "/api/quotes",
+    {
+      schema: {
+        tags: ["pit"],
+        summary: "Open requests for quote and their live quotes (a request's whitelist shows only as `whitelisted`)",
+        response: { 200: S.quotesSchema },
+      },
+    },
+    async () => k.quotes(),
+  );
   app.get<{ Params: { address: string }; Querystring: { token: string } }>(
     "/api/accounts/:address/withdrawal",
     {

@@ -9,7 +9,7 @@ import type { ActionType, KeeperDomain } from "../auth/eip712.ts";
 import { checkEnvelope, checkSignature, type AuthFailure } from "../auth/verify.ts";
 import { Fanout, type FanoutStats } from "../stream/fanout.ts";
 import type { ActionOutcome, KeeperPort, PermitView, Refusal, SessionView, Signed, StreamClient, UserSettingsView } from "./port.ts";
-import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire } from "./wire.ts";
+import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire, QuotesWire } from "./wire.ts";
 import { READ_LIST_MAX, type ReadDelta } from "./read-feed.ts";
 import type { Lane, PitRpc } from "./pit-rpc.ts";
 
@@ -233,6 +233,10 @@ export class MirrorPort implements KeeperPort {
 
   metrics(): Promise<string> {
     return this.#call("read", "metrics");
+  }
+
+  quotes(): Promise<QuotesWire> {
+    return this.#call("read", "quotes");
   }
 
   withdrawal(address: string, token: string): Promise<ActionOutcome<WithdrawalWire>> {

@@ -20,8 +20,7 @@ import type {
   TopPromptWire,
   TradeWire,
   UserSettingsWire,
-  WithdrawalWire,
-} from "./wire.ts";
+  WithdrawalWire, QuotesWire } from "./wire.ts";
 
 export type { StreamClient };
 
@@ -60,6 +59,8 @@ export interface KeeperPort {
   book(pair: string, levels: number): BookWire | undefined;
   trades(pair: string, limit: number): TradeWire[] | undefined;
   outcry(limit: number): OutcryWire[];
+  /** Open requests for quote with their live quotes; a whitelist shows only as `whitelisted`. */
+  quotes(): Awaitable<QuotesWire>;
   leaderboard(): LeaderboardRowWire[];
   topPrompts(): Awaitable<TopPromptWire[]>;
   brokers(): Awaitable<BrokerWire[]>;

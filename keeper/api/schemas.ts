@@ -213,6 +213,7 @@ export const tradeSchema = {
     taker: { type: "integer", description: "account id" },
     ts: ms,
     seq: { type: "integer", description: "trade id, increasing within the session" },
+    block: { type: "boolean", description: "a block trade from a request for quote, off the book (absent for book trades)" },
   },
 } as const;
 
@@ -507,6 +508,68 @@ export const liquidationSchema = {
   },
 } as const;
 
+// Requests for quote (keeper/core/rfq.ts). A request's whitelist is never published: only
+// whether it has one.
+export const rfqQuoteSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["quoteId", "requestId", "pair", "quoter", "side", "price", "size", "validUntil"],
+  properties: {
+    quoteId: { type: "integer" },
+    requestId: { type: "integer" },
+    pair: { type: "string" },
+    quoter: { type: "integer", description: "account id" },
+    side: { type: "string", enum: ["buy", "sell"], description: "the quoter's side" },
+    price: { type: "integer" },
+    size: { type: "integer" },
+    validUntil: ms,
+  },
+} as const;
+
+export const rfqRequestSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["requestId", "pair", "accountId", "side", "size", "remaining", "limit", "expiresAt", "whitelisted", "minFill", "remainder", "lockedBy", "quotes"],
+  properties: {
+    requestId: { type: "integer" },
+    pair: { type: "string" },
+    accountId: { type: "integer", description: "the requester" },
+    side: { type: "string", enum: ["buy", "sell"], description: "the requester's side" },
+    size: { type: "integer" },
+    remaining: { type: "integer" },
+    limit: { type: ["integer", "null"] },
+    expiresAt: ms,
+    whitelisted: { type: "boolean", description: "only some accounts may quote (which ones is not published)" },
+    minFill: { type: "integer" },
+    remainder: { type: "string", enum: ["keep", "drop"] },
+    lockedBy: { type: ["integer", "null"] },
+    quotes: { type: "array", items: rfqQuoteSchema },
+  },
+} as const;
+
+export const quotesSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["requests"],
+  properties: { requests: { type: "array", items: rfqRequestSchema } },
+} as const;
+
+const rfqEndSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["requestId", "quoteId", "pair", "accountId", "side", "remaining", "ts"],
+  properties: {
+    requestId: { type: "integer" },
+    quoteId: { type: ["integer", "null"], description: "null: the request itself ended" },
+    pair: { type: "string" },
+    accountId: { type: "integer" },
+    side: { type: "string", enum: ["buy", "sell"] },
+    remaining: { type: "integer" },
+    reason: { type: "string" },
+    ts: ms,
+  },
+} as const;
+
 export const streamSchemas = {
   hello: {
     type: "object",
@@ -544,4 +607,42 @@ export const streamSchemas = {
   book: bookSchema,
   settlement: settlementSchema,
   liquidation: liquidationSchema,
+  trade_request: {
+    type: "object",
+    additionalProperties: false,
+    required: ["requestId", "pair", "accountId", "side", "size", "limit", "expiresAt", "whitelisted", "minFill", "remainder", "ts"],
+    properties: {
+      requestId: { type: "integer" },
+      pair: { type: "string" },
+      accountId: { type: "integer" },
+      side: { type: "string", enum: ["buy", "sell"] },
+      size: { type: "integer" },
+      limit: { type: ["integer", "null"] },
+      expiresAt: ms,
+      whitelisted: { type: "boolean" },
+      minFill: { type: "integer" },
+      remainder: { type: "string", enum: ["keep", "drop"] },
+      ts: ms,
+    },
+  },
+  quote: { ...rfqQuoteSchema, required: [...rfqQuoteSchema.required, "ts"], properties: { ...rfqQuoteSchema.properties, ts: ms } },
+  quote_accepted: {
+    type: "object",
+    additionalProperties: false,
+    required: ["requestId", "pair", "accountId", "side", "filled", "quoteIds", "remaining", "status", "ts"],
+    properties: {
+      requestId: { type: "integer" },
+      pair: { type: "string" },
+      accountId: { type: "integer" },
+      side: { type: "string", enum: ["buy", "sell"] },
+      filled: { type: "integer" },
+      quoteIds: { type: "array", items: { type: "integer" } },
+      remaining: { type: "integer" },
+      status: { type: "string", enum: ["open", "filled", "dropped"] },
+      ts: ms,
+    },
+  },
+  block_trade: tradeSchema,
+  request_expired: rfqEndSchema,
+  request_cancelled: rfqEndSchema,
 } as const;

@@ -26,7 +26,7 @@ import type { CatalogueEntry } from "../brokers/catalogue.ts";
 import { publicEntry } from "../brokers/catalogue.ts";
 import type { Clock } from "../executor/clock.ts";
 import { PitViews } from "./pit-views.ts";
-import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SessionWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire } from "./wire.ts";
+import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SessionWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire, QuotesWire } from "./wire.ts";
 import { decideWithdrawal, readVaultWithdrawalView } from "../session/withdrawal.ts";
 
 /** What the service needs of the keeper's configuration. */
@@ -137,6 +137,29 @@ export class KeeperService implements KeeperPort {
 
   outcry(limit: number): OutcryWire[] {
     return this.#d.runner.outcry.newest(limit);
+  }
+
+  quotes(): QuotesWire {
+    const pit = this.#d.runner.pit;
+    if (pit === null) return { requests: [] };
+    const symbol = (id: number) => this.#d.runner.market.pairs.find((p) => p.id === id)?.symbol ?? String(id);
+    return {
+      requests: pit.reads.rfqRequests().map((r) => ({
+        requestId: r.requestId,
+        pair: symbol(r.pair),
+        accountId: r.user,
+        side: r.side,
+        size: r.size,
+        remaining: r.remaining,
+        limit: r.limit,
+        expiresAt: r.expiresAt,
+        whitelisted: r.whitelist !== null,
+        minFill: r.minFill,
+        remainder: r.remainder,
+        lockedBy: r.lockedBy,
+        quotes: r.quotes.map((q) => ({ quoteId: q.quoteId, requestId: q.requestId, pair: symbol(q.pair), quoter: q.quoter, side: q.side, price: q.price, size: q.size, validUntil: q.validUntil })),
+      })),
+    };
   }
 
   leaderboard(): LeaderboardRowWire[] {

@@ -114,9 +114,61 @@ export class StreamPublisher {
         case "order_replaced":
           touched.add(e.pair);
           break;
-        case "fill":
-          touched.add(e.pair);
-          this.#publish("fill", { pair: symbol(e.pair), price: e.price, size: e.size, takerSide: e.takerSide, maker: e.maker, taker: e.taker, ts: e.ts, seq: e.tradeId });
+        case "fill": {
+          const trade = { pair: symbol(e.pair), price: e.price, size: e.size, takerSide: e.takerSide, maker: e.maker, taker: e.taker, ts: e.ts, seq: e.tradeId };
+          // A block trade of a request for quote is off the book: its own message, the book untouched.
+          if (e.block === true) this.#publish("block_trade", { ...trade, block: true });
+          else {
+            touched.add(e.pair);
+            this.#publish("fill", trade);
+          }
+          break;
+        }
+        case "rfq_requested":
+          this.#publish("trade_request", {
+            requestId: e.requestId,
+            pair: symbol(e.pair),
+            accountId: e.user,
+            side: e.side,
+            size: e.size,
+            limit: e.limit,
+            expiresAt: e.expiresAt,
+            whitelisted: e.whitelist !== null,
+            minFill: e.minFill,
+            remainder: e.remainder,
+            ts: e.ts,
+          });
+          break;
+        case "rfq_quoted":
+          this.#publish("quote", { quoteId: e.quoteId, requestId: e.requestId, pair: symbol(e.pair), quoter: e.quoter, side: e.side, price: e.price, size: e.size, validUntil: e.validUntil, ts: e.ts });
+          break;
+        case "rfq_accepted":
+          this.#publish("quote_accepted", {
+            requestId: e.requestId,
+            pair: symbol(e.pair),
+            accountId: e.user,
+            side: e.side,
+            filled: e.filled,
+            quoteIds: [...e.quoteIds],
+            remaining: e.remaining,
+            status: e.status,
+            ts: e.ts,
+          });
+          break;
+        case "rfq_expired":
+          this.#publish("request_expired", { requestId: e.requestId, quoteId: e.quoteId, pair: symbol(e.pair), accountId: e.user, side: e.side, remaining: e.remaining, ts: e.ts });
+          break;
+        case "rfq_cancelled":
+          this.#publish("request_cancelled", {
+            requestId: e.requestId,
+            quoteId: e.quoteId,
+            pair: symbol(e.pair),
+            accountId: e.user,
+            side: e.side,
+            remaining: e.remaining,
+            reason: e.reason,
+            ts: e.ts,
+          });
           break;
         default:
           break;

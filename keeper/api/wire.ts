@@ -21,6 +21,8 @@ export type PermitWire = FromSchema<typeof S.permitSchema>;
 export type WithdrawalWire = FromSchema<typeof S.withdrawalSchema>;
 export type OrderEventWire = FromSchema<typeof S.orderEventSchema>;
 export type LiquidationWire = FromSchema<typeof S.liquidationSchema>;
+export type QuotesWire = FromSchema<typeof S.quotesSchema>;
+export type RfqRequestWire = FromSchema<typeof S.rfqRequestSchema>;
 
 export type HelloWire = FromSchema<typeof S.streamSchemas.hello>;
 
@@ -34,6 +36,12 @@ export interface StreamPayloads {
   book: BookWire;
   settlement: SettlementWire;
   liquidation: LiquidationWire;
+  trade_request: FromSchema<typeof S.streamSchemas.trade_request>;
+  quote: FromSchema<typeof S.streamSchemas.quote>;
+  quote_accepted: FromSchema<typeof S.streamSchemas.quote_accepted>;
+  block_trade: TradeWire;
+  request_expired: FromSchema<typeof S.streamSchemas.request_expired>;
+  request_cancelled: FromSchema<typeof S.streamSchemas.request_cancelled>;
 }
 
 /** Every message of the WebSocket stream (streamSchemas in api/schemas.ts). */
@@ -46,4 +54,10 @@ export type StreamMessage =
   | ({ type: "pnl" } & StreamPayloads["pnl"])
   | ({ type: "book" } & BookWire)
   | ({ type: "settlement" } & SettlementWire)
-  | ({ type: "liquidation" } & LiquidationWire);
+  | ({ type: "liquidation" } & LiquidationWire)
+  | ({ type: "trade_request" } & StreamPayloads["trade_request"])
+  | ({ type: "quote" } & StreamPayloads["quote"])
+  | ({ type: "quote_accepted" } & StreamPayloads["quote_accepted"])
+  | ({ type: "block_trade" } & TradeWire)
+  | ({ type: "request_expired" } & StreamPayloads["request_expired"])
+  | ({ type: "request_cancelled" } & StreamPayloads["request_cancelled"]);

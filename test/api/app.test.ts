@@ -220,6 +220,7 @@ describe("keeper API", function () {
         "/api/books/{pair}": "/api/books/PEPE-USDC",
         "/api/trades/{pair}": "/api/trades/PEPE-USDC",
         "/api/outcry": "/api/outcry",
+        "/api/quotes": "/api/quotes",
         "/api/leaderboard": "/api/leaderboard",
         "/api/top-prompts": "/api/top-prompts",
         "/api/brokers": "/api/brokers",

@@ -60,6 +60,22 @@ describe("an offline session (no chain)", function () {
     expect(re2.statusCode).to.equal(409);
     expect(re2.json().error).to.equal("reprompt_used");
 
+    // A request for quote: on the stream and in GET /api/quotes, its whitelist never published.
+    const streamed: string[] = [];
+    const detach = k.hub.relay((messages) => streamed.push(...messages));
+    const rq = k.runner.pit!.apply({ type: "rfq_request", user: 13, pair: 1, side: "buy", size: 2, expiresAt: Date.now() + 60_000, whitelist: [10, 12], remainder: "keep" });
+    expect(rq.ok, JSON.stringify(rq)).to.equal(true);
+    const quotes = (await k.app.inject("/api/quotes")).json() as { requests: Record<string, unknown>[] };
+    expect(quotes.requests).to.have.length(1);
+    expect(quotes.requests[0]).to.include({ requestId: rq.seq, pair: "PEPE/USDC", accountId: 13, side: "buy", size: 2, whitelisted: true });
+    expect(quotes.requests[0]).to.not.have.property("whitelist");
+    await until(() => streamed.some((m) => m.includes('"type":"trade_request"')), 5_000);
+    const published = JSON.parse(streamed.find((m) => m.includes('"type":"trade_request"'))!) as Record<string, unknown>;
+    expect(published).to.include({ requestId: rq.seq, whitelisted: true });
+    expect(published).to.not.have.property("whitelist");
+    detach();
+    expect(k.runner.pit!.apply({ type: "rfq_cancel", user: 13, requestId: rq.seq }).ok).to.equal(true);
+
     // The built-in brokers quote; a taker crosses their quotes through the pit's own port (the
     // path every broker order takes), so the session has fills whatever the brokers decide.
     const taker = 11;

@@ -26,8 +26,7 @@ import type {
   TokenWire,
   TopPromptWire,
   TradeWire,
-  WithdrawalWire,
-} from "../../keeper/api/wire.ts";
+  WithdrawalWire, QuotesWire } from "../../keeper/api/wire.ts";
 import { SESSION_TRANSITIONS, stepFrom, type SessionPhase } from "../../keeper/core/phases.ts";
 import { Prng } from "../../keeper/core/prng.ts";
 import { DEFAULT_MARKET, pairUnits } from "../../keeper/session/pairs.ts";
@@ -312,6 +311,11 @@ export class SimulatedKeeper implements KeeperPort {
   }
 
   /** Newest first. */
+  /** The script trades through the book only: no requests for quote. */
+  quotes(): QuotesWire {
+    return { requests: [] };
+  }
+
   outcry(limit: number): OutcryWire[] {
     return this.#outcry.slice(-limit).reverse();
   }
