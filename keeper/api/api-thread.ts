@@ -56,6 +56,7 @@ const CALLS = new Set([
   "setPairs",
   "reprompt",
   "withdrawalPermit",
+  "tradeAction",
   "adminSettle",
 ]);
 

@@ -18,7 +18,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import websocket from "@fastify/websocket";
 import type { Address } from "viem";
-import type { ActionOutcome, KeeperPort, Refusal, Signed } from "./port.ts";
+import type { ActionOutcome, KeeperPort, Refusal, Signed, TradeActionBody } from "./port.ts";
 import { eip712View } from "./port.ts";
 import * as S from "./schemas.ts";
 import { StreamGate, type StreamGateOptions } from "../stream/gate.ts";
@@ -199,6 +199,18 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
     { schema: actionSchema("Re-prompt the broker mid-session (once per session, trading only)", S.repromptBody, S.actionOk) },
     async (req, reply) => send(reply, await k.reprompt(req.body), (settings) => ({ ok: true, settings })),
   );
+  // Requests for quote, by the user directly (a broker does the same through its decisions).
+  const trade = (action: TradeActionBody["action"], summary: string, body: object) =>
+    app.post<{ Body: Signed & Partial<TradeActionBody> }>(`/trade/${action}`, { schema: actionSchema(summary, body, S.tradeOk) }, async (req, reply) => {
+      const b = req.body;
+      const full = { ...b, action, pair: b.pair ?? "", side: b.side ?? "", size: b.size ?? 0, price: b.price ?? 0, requestId: b.requestId ?? 0, quoteId: b.quoteId ?? 0, ttlSec: b.ttlSec ?? 0 };
+      return send(reply, await k.tradeAction(full), (r) => ({ ok: true, ...r }));
+    });
+  trade("request", "Ask the pit for quotes: who sells (buy) or buys (sell) this size, until ttlSec", S.tradeRequestBody);
+  trade("quote", "Quote on an open request: price and size, valid for ttlSec", S.tradeQuoteBody);
+  trade("accept", "Accept a quote, or the best quotes up to size and price (quoteId 0)", S.tradeAcceptBody);
+  trade("cancel", "Cancel your request, or withdraw your quote on it", S.tradeCancelBody);
+
   app.post<{ Body: Signed & { token: Address; amount: string } }>(
     "/withdrawal-permit",
     {

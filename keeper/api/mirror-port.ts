@@ -8,7 +8,7 @@ import type { Address } from "viem";
 import type { ActionType, KeeperDomain } from "../auth/eip712.ts";
 import { checkEnvelope, checkSignature, type AuthFailure } from "../auth/verify.ts";
 import { Fanout, type FanoutStats } from "../stream/fanout.ts";
-import type { ActionOutcome, KeeperPort, PermitView, Refusal, SessionView, Signed, StreamClient, UserSettingsView } from "./port.ts";
+import type { ActionOutcome, KeeperPort, PermitView, Refusal, SessionView, Signed, StreamClient, UserSettingsView, TradeActionBody, TradeActionResult } from "./port.ts";
 import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire, QuotesWire } from "./wire.ts";
 import { READ_LIST_MAX, type ReadDelta } from "./read-feed.ts";
 import type { Lane, PitRpc } from "./pit-rpc.ts";
@@ -256,6 +256,11 @@ export class MirrorPort implements KeeperPort {
 
   setPairs(req: Signed & { pairs: string[] }): Promise<ActionOutcome<UserSettingsView>> {
     return this.#action("SetPairs", "setPairs", req, { account: req.account, pairs: req.pairs });
+  }
+
+  tradeAction(req: Signed & TradeActionBody): Promise<ActionOutcome<TradeActionResult>> {
+    const { action, pair, side, size, price, requestId, quoteId, ttlSec } = req;
+    return this.#action("TradeAction", "tradeAction", req, { account: req.account, action, pair, side, size: BigInt(size), price: BigInt(price), requestId: BigInt(requestId), quoteId: BigInt(quoteId), ttlSec: BigInt(ttlSec) });
   }
 
   reprompt(req: Signed & { prompt: string }): Promise<ActionOutcome<UserSettingsView>> {

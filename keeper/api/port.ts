@@ -5,7 +5,7 @@
 // forwards the rest; hence the reads that may have to ask the pit's thread are Awaitable.
 import type { Address, Hex } from "viem";
 import type { KeeperDomain } from "../auth/eip712.ts";
-import { ACTION_TYPES } from "../auth/eip712.ts";
+import { ACTION_ROUTES, ACTION_TYPES } from "../auth/eip712.ts";
 import type { StreamClient } from "../stream/fanout.ts";
 import type {
   AccountWire,
@@ -79,11 +79,31 @@ export interface KeeperPort {
   reprompt(req: Signed & { prompt: string }): Promise<ActionOutcome<UserSettingsView>>;
   withdrawalPermit(req: Signed & { token: Address; amount: string }): Promise<ActionOutcome<PermitView>>;
   adminSettle(req: Omit<Signed, "account"> & { sessionId: number }): Promise<ActionOutcome<SettlementWire>>;
+  /** The user's own request-for-quote action, applied to the pit (journaled) as the user. */
+  tradeAction(req: Signed & TradeActionBody): Promise<ActionOutcome<TradeActionResult>>;
 
   /** A WebSocket subscriber: gets the hello snapshot now, then the stream; dropped when slow. */
   subscribe(client: StreamClient): () => void;
 }
 
+/** The signed fields of a trade action (EIP-712 TradeAction); unused ones are 0 or "". */
+export interface TradeActionBody {
+  action: "request" | "quote" | "accept" | "cancel";
+  pair: string;
+  side: string;
+  size: number;
+  price: number;
+  requestId: number;
+  quoteId: number;
+  ttlSec: number;
+}
+
+/** What a trade action did: the command's seq (a new request's or quote's id) and its event kinds. */
+export interface TradeActionResult {
+  seq: number;
+  events: string[];
+}
+
 export function eip712View(domain: KeeperDomain) {
-  return { domain, types: ACTION_TYPES, primaryTypes: { "/set-broker": "SetBroker", "/set-prompt": "SetPrompt", "/set-pairs": "SetPairs", "/reprompt": "Reprompt", "/withdrawal-permit": "WithdrawalRequest", "/admin/settle": "Admin" } };
+  return { domain, types: ACTION_TYPES, primaryTypes: ACTION_ROUTES };
 }

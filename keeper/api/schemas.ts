@@ -61,6 +61,33 @@ export const withdrawalBody = signedBody(
   { token: address, amount: { ...uint256Input, pattern: "^[1-9][0-9]{0,77}$", description: "token base units, uint256 in decimal, at least 1" } },
   ["token", "amount"],
 );
+// A user's own request-for-quote actions (EIP-712 TradeAction; the fields a route does not take
+// are signed as 0 or "").
+const lots = { type: "integer", minimum: 1, maximum: 1_000_000_000, description: "lots" } as const;
+const ticks = { type: "integer", minimum: 0, maximum: 2_147_483_647, description: "ticks; 0: none" } as const;
+const id = { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
+const ttlSec = { type: "integer", minimum: 1, maximum: 3_600, description: "seconds the request or quote stays open" } as const;
+export const tradeRequestBody = signedBody(
+  { pair: { type: "string", pattern: "^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$" }, side: { type: "string", enum: ["buy", "sell"] }, size: lots, price: { ...ticks, description: "limit in ticks; 0: no limit" }, ttlSec },
+  ["pair", "side", "size", "price", "ttlSec"],
+);
+export const tradeQuoteBody = signedBody({ requestId: id, price: { ...ticks, minimum: 1, description: "ticks" }, size: lots, ttlSec }, ["requestId", "price", "size", "ttlSec"]);
+export const tradeAcceptBody = signedBody(
+  { requestId: id, quoteId: { ...id, minimum: 0, description: "0: the best quotes up to size and price" }, size: { ...lots, minimum: 0, description: "lots; 0: all that is open" }, price: { ...ticks, description: "limit in ticks; 0: the request's own" } },
+  ["requestId", "quoteId", "size", "price"],
+);
+export const tradeCancelBody = signedBody({ requestId: id }, ["requestId"]);
+export const tradeOk = {
+  type: "object",
+  additionalProperties: false,
+  required: ["ok", "seq", "events"],
+  properties: {
+    ok: { type: "boolean" },
+    seq: { type: "integer", description: "the command's seq: a new request's or quote's id" },
+    events: { type: "array", items: { type: "string" }, description: "what the pit did (rfq_requested, rfq_quoted, fill, ...)" },
+  },
+} as const;
+
 export const adminSettleBody = {
   type: "object",
   additionalProperties: false,

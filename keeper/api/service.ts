@@ -14,13 +14,14 @@ import { getSession } from "../store/sessions.ts";
 import { putPermit } from "../store/permits.ts";
 import { keeperDomain, type ActionType, type KeeperDomain } from "../auth/eip712.ts";
 import { verifyAction } from "../auth/verify.ts";
-import type { ActionOptions, ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView } from "./port.ts";
+import type { ActionOptions, ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView, TradeActionBody, TradeActionResult } from "./port.ts";
 import type { Deployment } from "../chain/deployment.ts";
 import { readOnChainSession, progressOf } from "../settlement/submit.ts";
 import type { ChainPorts, SessionRunner } from "../session/runner.ts";
 import type { SessionPit } from "../session/pit.ts";
 import type { StreamHub } from "../stream/hub.ts";
 import type { Metrics } from "../ops/metrics.ts";
+import type { CommandBody } from "../core/commands.ts";
 import type { HealthRegistry } from "../ops/health.ts";
 import type { CatalogueEntry } from "../brokers/catalogue.ts";
 import { publicEntry } from "../brokers/catalogue.ts";
@@ -384,19 +385,19 @@ export class KeeperService implements KeeperPort {
     return c.phase === "pre_session" ? c.id : c.id + 1;
   }
 
-  async #userAction(
+  async #userAction<T extends object = UserSettingsView>(
     type: ActionType,
     req: Signed,
     opts: ActionOptions,
     message: Record<string, unknown>,
-    apply: (accountId: number) => Refusal | UserSettingsView,
-  ): Promise<ActionOutcome<UserSettingsView>> {
+    apply: (accountId: number) => Refusal | NoInfer<T>,
+  ): Promise<ActionOutcome<T>> {
     const auth = await this.#authorize(type, { account: req.account, ...message }, req, opts);
     if (auth !== null) return { ok: false, refusal: auth };
     const id = this.#registered(req.account);
     if (typeof id !== "number") return { ok: false, refusal: id };
     const db = this.#d.db;
-    let out: Refusal | UserSettingsView;
+    let out: Refusal | T;
     try {
       // The nonce first, so an action's in-memory effects (a re-prompt reaching the executor)
       // only happen once it is certain to commit; a refusal rolls the nonce back.
@@ -414,6 +415,41 @@ export class KeeperService implements KeeperPort {
     }
     this.#d.metrics.actions.inc({ action: type, status: "status" in out ? String(out.status) : "200" });
     return "status" in out ? { ok: false, refusal: out } : { ok: true, value: out };
+  }
+
+  /** A user's own request-for-quote action, applied to the pit as that user (journaled). */
+  tradeAction(req: Signed & TradeActionBody, opts: ActionOptions = {}): Promise<ActionOutcome<TradeActionResult>> {
+    const { action, pair, side, size, price, requestId, quoteId, ttlSec } = req;
+    const message = { action, pair, side, size: BigInt(size), price: BigInt(price), requestId: BigInt(requestId), quoteId: BigInt(quoteId), ttlSec: BigInt(ttlSec) };
+    return this.#userAction<TradeActionResult>("TradeAction", req, opts, message, (user) => {
+      const runner = this.#d.runner;
+      const pit = runner.pit;
+      if (pit === null || runner.current.phase !== "trading") {
+        return { status: 409, error: "wrong_phase", message: `requests for quote are taken while trading (now ${runner.current.phase})` };
+      }
+      const now = this.#d.clock.now();
+      let cmd: CommandBody;
+      switch (action) {
+        case "request": {
+          const meta = this.#pair(pair);
+          if (meta === undefined) return { status: 400, error: "unknown_pair", message: `no pair ${pair} in this session`, field: "pair" };
+          cmd = { type: "rfq_request", user, pair: meta.id, side: side as "buy" | "sell", size, ...(price > 0 ? { limit: price } : {}), expiresAt: now + ttlSec * 1000, remainder: "keep" };
+          break;
+        }
+        case "quote":
+          cmd = { type: "rfq_quote", user, requestId, price, size, validUntil: now + ttlSec * 1000 };
+          break;
+        case "accept":
+          cmd = { type: "rfq_accept", user, requestId, ...(quoteId > 0 ? { quoteId } : {}), ...(size > 0 ? { size } : {}), ...(price > 0 ? { limit: price } : {}) };
+          break;
+        case "cancel":
+          cmd = { type: "rfq_cancel", user, requestId };
+          break;
+      }
+      const r = pit.apply(cmd);
+      if (!r.ok) return { status: 409, error: r.reason, message: `the pit refused the ${action}: ${r.reason}` };
+      return { seq: r.seq, events: r.events.map((e) => e.kind) };
+    });
   }
 
   setBroker(req: Signed & { brokerId: string }, opts: ActionOptions = {}) {

@@ -38,6 +38,23 @@ export const ACTION_TYPES = {
     { name: "nonce", type: "uint256" },
     { name: "expiry", type: "uint256" },
   ],
+  /**
+   * A user's own request-for-quote action (POST /trade/request | quote | accept | cancel): one
+   * struct, `action` naming which; fields an action does not use are 0 ("" for text).
+   */
+  TradeAction: [
+    { name: "account", type: "address" },
+    { name: "action", type: "string" },
+    { name: "pair", type: "string" },
+    { name: "side", type: "string" },
+    { name: "size", type: "uint256" },
+    { name: "price", type: "uint256" },
+    { name: "requestId", type: "uint256" },
+    { name: "quoteId", type: "uint256" },
+    { name: "ttlSec", type: "uint256" },
+    { name: "nonce", type: "uint256" },
+    { name: "expiry", type: "uint256" },
+  ],
   Admin: [
     { name: "action", type: "string" },
     { name: "sessionId", type: "uint32" },
@@ -55,6 +72,10 @@ export const ACTION_ROUTES = {
   "/set-pairs": "SetPairs",
   "/reprompt": "Reprompt",
   "/withdrawal-permit": "WithdrawalRequest",
+  "/trade/request": "TradeAction",
+  "/trade/quote": "TradeAction",
+  "/trade/accept": "TradeAction",
+  "/trade/cancel": "TradeAction",
   "/admin/settle": "Admin",
 } as const satisfies Record<string, ActionType>;
 

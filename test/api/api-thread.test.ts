@@ -10,7 +10,7 @@ import { getUser } from "../../keeper/store/users.ts";
 import { isNonceUsed } from "../../keeper/store/nonces.ts";
 import { SECP256K1_N } from "../../keeper/auth/verify.ts";
 import type { LoopFactory } from "../../keeper/session/runner.ts";
-import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
+import { FAKE_DEPLOYMENT, offlineKeeper, signed, signedTrade, wallet } from "../support/keeper.ts";
 
 const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
   const end = Date.now() + ms;
@@ -163,6 +163,16 @@ describe("keeper API thread", function () {
     const bad = await get("/api/trades/PEPE-USDC?limit=0x10");
     expect(bad.status).to.equal(400);
     expect(JSON.parse(bad.body).field).to.equal("limit");
+  });
+
+  it("checks a trade action's signature in its thread and hands it to the pit, which answers", async () => {
+    const body = await signedTrade(alice, "cancel", { requestId: 7 });
+    const r = await post("/trade/cancel", body);
+    // The signature passed in the API thread; the pit refuses: there is no request 7.
+    expect(r.status, JSON.stringify(r.json)).to.equal(409);
+    expect(r.json).to.include({ error: "unknown_request" });
+    const forged = await post("/trade/cancel", { ...(await signedTrade(alice, "cancel", { requestId: 7 })), requestId: 8 });
+    expect(forged.status).to.equal(401);
   });
 
   it("streams from its thread: hello, published messages, and a slow subscriber dropped", async () => {

@@ -10,7 +10,7 @@ import { parseFillLog, deltasFromFillLog } from "../../keeper/settlement/fill-lo
 import { decodeEntries } from "../../keeper/settlement/batches.ts";
 import { openPit } from "../../keeper/session/open-pit.ts";
 import { systemClock } from "../../keeper/executor/clock.ts";
-import { FAKE_DEPLOYMENT, offlineKeeper, signed, wallet } from "../support/keeper.ts";
+import { FAKE_DEPLOYMENT, offlineKeeper, signed, signedTrade, wallet } from "../support/keeper.ts";
 
 const until = async (cond: () => boolean, ms: number) => {
   const end = Date.now() + ms;
@@ -75,6 +75,23 @@ describe("an offline session (no chain)", function () {
     expect(published).to.not.have.property("whitelist");
     detach();
     expect(k.runner.pit!.apply({ type: "rfq_cancel", user: 13, requestId: rq.seq }).ok).to.equal(true);
+
+    // The same by signed requests over HTTP: users[0] asks, users[1] quotes, users[0] accepts.
+    const trade = (path: string, payload: object) => k.app.inject({ method: "POST", url: `/trade/${path}`, payload });
+    const asked = await trade("request", await signedTrade(users[0]!, "request", { pair: "PEPE/USDC", side: "buy", size: 1, price: 0, ttlSec: 30 }));
+    expect(asked.statusCode, asked.body).to.equal(200);
+    expect(asked.json().events).to.include("rfq_requested");
+    const requestId = asked.json().seq as number;
+    const bad = await trade("quote", { ...(await signedTrade(users[1]!, "quote", { requestId, price: 10_000, size: 1, ttlSec: 30 })), size: 2 });
+    expect(bad.statusCode, "a field changed after signing").to.equal(401);
+    const quoted = await trade("quote", await signedTrade(users[1]!, "quote", { requestId, price: 10_000, size: 1, ttlSec: 30 }));
+    expect(quoted.statusCode, quoted.body).to.equal(200);
+    const accepted = await trade("accept", await signedTrade(users[0]!, "accept", { requestId, quoteId: quoted.json().seq as number, size: 0, price: 0 }));
+    expect(accepted.statusCode, accepted.body).to.equal(200);
+    expect(accepted.json().events).to.include.members(["rfq_accepted", "fill"]);
+    const missing = await trade("cancel", await signedTrade(users[0]!, "cancel", { requestId: 999_999 }));
+    expect(missing.statusCode).to.equal(409);
+    expect(missing.json().error).to.equal("unknown_request");
 
     // The built-in brokers quote; a taker crosses their quotes through the pit's own port (the
     // path every broker order takes), so the session has fills whatever the brokers decide.

@@ -69,3 +69,17 @@ export async function signed<T extends Record<string, unknown>>(
   });
   return { ...fields, account, nonce: nonce.toString(), expiry, signature };
 }
+
+const TRADE_DEFAULTS = { pair: "", side: "", size: 0, price: 0, requestId: 0, quoteId: 0, ttlSec: 0 };
+
+/**
+ * A signed body for POST /trade/<action>: the whole TradeAction struct is signed (unused fields
+ * as 0 or ""), the body carries only the route's own fields.
+ */
+export async function signedTrade<T extends Partial<typeof TRADE_DEFAULTS>>(signer: LocalAccount, action: "request" | "quote" | "accept" | "cancel", fields: T, opts: { vault?: Address } = {}) {
+  const full = { ...TRADE_DEFAULTS, ...fields, action };
+  const body = await signed(signer, "TradeAction", full, opts);
+  const { action: _a, ...rest } = body;
+  const own = new Set([...Object.keys(fields), "account", "nonce", "expiry", "signature"]);
+  return Object.fromEntries(Object.entries(rest).filter(([k]) => own.has(k)));
+}

@@ -10,7 +10,7 @@
 import { getAddress, keccak256, stringToHex, type Address, type Hex } from "viem";
 import { keeperDomain, type ActionType, type KeeperDomain } from "../../keeper/auth/eip712.ts";
 import { verifyAction, type SignedEnvelope } from "../../keeper/auth/verify.ts";
-import type { ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView } from "../../keeper/api/port.ts";
+import type { ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView, TradeActionBody, TradeActionResult } from "../../keeper/api/port.ts";
 import type {
   AccountWire,
   BookWire,
@@ -314,6 +314,10 @@ export class SimulatedKeeper implements KeeperPort {
   /** The script trades through the book only: no requests for quote. */
   quotes(): QuotesWire {
     return { requests: [] };
+  }
+
+  async tradeAction(_req: Signed & TradeActionBody): Promise<ActionOutcome<TradeActionResult>> {
+    return { ok: false, refusal: { status: 409, error: "not_simulated", message: "the simulated keeper takes no requests for quote" } };
   }
 
   outcry(limit: number): OutcryWire[] {
