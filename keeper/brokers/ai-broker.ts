@@ -171,7 +171,7 @@ export class AiBroker implements Broker {
       const parsed = interpretCompletion<Decision>(r.completion, decisionSchema);
       if (!parsed.ok) return { ok: false, failure: parsed.failure, call: r.call };
       const d = parsed.value;
-      return { ok: true, decision: { orders: d.orders, cancels: d.cancels, outcry: d.outcry.trim(), plan: d.plan }, call: r.call };
+      return { ok: true, decision: { orders: d.orders, cancels: d.cancels, outcry: d.outcry.trim(), plan: d.plan, ...(d.rfq != null && d.rfq.length > 0 ? { rfq: d.rfq } : {}) }, call: r.call };
     } catch (err) {
       return { ok: false, failure: { code: "broker_error", message: `unexpected error: ${String(err).slice(0, 120)}` } };
     }

@@ -3,7 +3,7 @@
 // changes every tick, in a compact line format the rules prompt explains.
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import { RULES_PROMPT } from "./prompt-files.ts";
-import type { BrokerContext, MarketContext, Purpose } from "./types.ts";
+import type { BrokerContext, MarketContext, Purpose, RfqContext } from "./types.ts";
 
 const PURPOSE_INSTRUCTIONS: Record<Purpose, string> = {
   open: "do opening: write your plan for this session and place your opening orders",
@@ -41,6 +41,16 @@ function encodeMarket(m: MarketContext): string[] {
   return lines;
 }
 
+const secs = (ms: number) => `${Math.max(0, Math.round(ms / 1000))}s`;
+
+/** "rfq in ID b|s SIZE PAIR lim L|- 12s [mine QID:PRICE:SIZE]" / "rfq mine ID b|s SIZE PAIR lim L|- 12s quotes QID:PRICE:SIZE:QUOTER:8s ...". */
+function encodeRfq(kind: "in" | "mine", r: RfqContext, multi: boolean): string {
+  let line = `rfq ${kind} ${r.requestId} ${r.side === "buy" ? "b" : "s"} ${r.size}${multi ? ` ${r.pair}` : ""} lim ${r.limit ?? "-"} ${secs(r.expiresMs)}`;
+  if (kind === "in" && r.myQuote) line += ` mine ${r.myQuote.quoteId}:${r.myQuote.price}:${r.myQuote.size}`;
+  if (kind === "mine") line += ` quotes ${r.quotes?.map((q) => `${q.quoteId}:${q.price}:${q.size}:${q.quoter}:${secs(q.validMs)}`).join(" ") || "-"}`;
+  return line;
+}
+
 /** The changing part: compact, one item per line. */
 export function encodeState(ctx: BrokerContext): string {
   const a = ctx.account;
@@ -53,6 +63,9 @@ export function encodeState(ctx: BrokerContext): string {
   lines.push(
     `open ${ctx.openOrders.map((o) => `${o.orderId}:${o.side === "buy" ? "b" : "s"}:${o.price}:${o.size}:${o.type}${ctx.markets.length > 1 ? `:${o.pair}` : ""}`).join(" ") || "-"}`,
   );
+  const multi = ctx.markets.length > 1;
+  for (const r of ctx.rfqIn ?? []) lines.push(encodeRfq("in", r, multi));
+  for (const r of ctx.rfqMine ?? []) lines.push(encodeRfq("mine", r, multi));
   for (const k of ctx.keeperActions) lines.push(`keeper ${k}`);
   for (const r of ctx.refusals) lines.push(`refused ${r}`);
   for (const d of ctx.directives) lines.push(`rule ${d.text}`);

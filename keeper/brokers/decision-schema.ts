@@ -17,11 +17,27 @@ export const orderSchema = z.object({
   type: z.enum(["limit", "ioc", "post_only"]),
 });
 
+export const MAX_RFQ_PER_REPLY = 5;
+
+/** Flat on purpose (large schemas break structured outputs): which fields count depends on `action`. */
+export const rfqActionSchema = z.object({
+  action: z.enum(["request", "quote", "accept", "cancel"]),
+  pair: z.string().min(1).max(32).nullable().describe("request: pair symbol"),
+  side: z.enum(["buy", "sell"]).nullable().describe("request: your side"),
+  size: z.number().int().min(1).max(MAX_SIZE_LOTS).nullable().describe("lots (request, quote; accept: at most)"),
+  limit: z.number().int().min(1).max(MAX_PRICE_TICKS).nullable().describe("request/accept: worst price in ticks, or null"),
+  ttlSec: z.number().int().min(1).max(600).nullable().describe("request/quote: seconds it stays open (2..30)"),
+  requestId: z.number().int().min(1).nullable().describe("quote/accept/cancel: the request id"),
+  quoteId: z.number().int().min(1).nullable().describe("accept: one quote id, or null for the best quotes"),
+  price: z.number().int().min(1).max(MAX_PRICE_TICKS).nullable().describe("quote: price in ticks"),
+});
+
 export const decisionSchema = z.object({
   orders: z.array(orderSchema).max(MAX_ORDERS_PER_REPLY),
   cancels: z.array(z.string().min(1).max(32)).max(MAX_CANCELS_PER_REPLY).describe('order ids, or "all"'),
   outcry: z.string().max(OUTCRY_MAX_CHARS).describe("one short line shouted to the pit"),
   plan: z.string().max(PLAN_MAX_CHARS).nullable().describe("a new plan, or null to keep the current one"),
+  rfq: z.array(rfqActionSchema).max(MAX_RFQ_PER_REPLY).nullable().optional().describe("requests for quote, or null"),
 });
 
 export type DecisionOutput = z.infer<typeof decisionSchema>;

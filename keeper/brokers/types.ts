@@ -82,6 +82,33 @@ export interface Directive {
   text: string;
 }
 
+/** A live quote on a request (ids are the core's; times are ms left from now). */
+export interface RfqQuoteContext {
+  quoteId: number;
+  /** The quoter's account (on the broker's own requests). */
+  quoter: number;
+  price: number;
+  size: number;
+  validMs: number;
+}
+
+/** An open request for quote: one addressed to the broker (with its own live quote) or its own (with the quotes received). */
+export interface RfqContext {
+  requestId: number;
+  pair: string;
+  /** The requester's side: "buy" asks who sells. */
+  side: Side;
+  /** Lots still open. */
+  size: number;
+  /** Ticks; null: no limit. */
+  limit: number | null;
+  expiresMs: number;
+  /** Incoming: the broker's own live quote on it, or null. */
+  myQuote?: RfqQuoteContext | null;
+  /** Own requests: the live quotes received, best first. */
+  quotes?: RfqQuoteContext[];
+}
+
 export interface BrokerContext {
   user: number;
   brokerId: string;
@@ -110,6 +137,10 @@ export interface BrokerContext {
    */
   keeperActions: string[];
   directives: Directive[];
+  /** Open requests for quote addressed to the broker (never its own, never one whose whitelist excludes it). */
+  rfqIn?: RfqContext[];
+  /** The broker's own open requests for quote, with the quotes received. */
+  rfqMine?: RfqContext[];
   /** Deterministic randomness for rule brokers. */
   seed: number;
 }
@@ -125,6 +156,23 @@ export interface ProposedOrder {
   type: OrderType;
 }
 
+/**
+ * One request-for-quote action, flat: request {pair, side, size, limit?, ttlSec?};
+ * quote {requestId, price, size, ttlSec?}; accept {requestId, quoteId? (none: the best quotes), limit?, size?};
+ * cancel {requestId} (own request, or withdraws own quote on it).
+ */
+export interface RfqAction {
+  action: "request" | "quote" | "accept" | "cancel";
+  pair?: string | null;
+  side?: Side | null;
+  size?: number | null;
+  limit?: number | null;
+  ttlSec?: number | null;
+  requestId?: number | null;
+  quoteId?: number | null;
+  price?: number | null;
+}
+
 export interface Decision {
   orders: ProposedOrder[];
   /** Order ids to cancel; "all" cancels every open order. */
@@ -132,6 +180,8 @@ export interface Decision {
   outcry: string;
   /** A new plan (opening, review, re-prompt); null keeps the current one. */
   plan: string | null;
+  /** Requests for quote: request, quote, accept, cancel (optional). */
+  rfq?: RfqAction[] | null;
 }
 
 export type FailureCode =

@@ -8,8 +8,10 @@ import type {
   MarketContext,
   OrderContext,
   Purpose,
+  RfqContext,
+  RfqQuoteContext,
 } from "../brokers/types.ts";
-import type { AccountView, AssetView, MarketView, PairView, PhaseView } from "./pit-port.ts";
+import type { AccountView, AssetView, MarketView, PairView, PhaseView, RfqQuoteView, RfqView } from "./pit-port.ts";
 
 /** What one user chose before the session: broker, prompt, pairs, and lessons from before. */
 export interface BrokerSettings {
@@ -29,6 +31,8 @@ export interface PitSnapshot {
   markets: ReadonlyMap<number, MarketView>;
   /** The user's own account. */
   account: AccountView;
+  /** Open requests for quote the user may see (port.rfqs): addressed to it, and its own. */
+  rfqs?: readonly RfqView[];
 }
 
 export interface SlotView {
@@ -97,6 +101,36 @@ function accountContext(account: AccountView, pairs: readonly PairView[]): Accou
   };
 }
 
+function quoteContext(q: RfqQuoteView, nowMs: number): RfqQuoteContext {
+  return { quoteId: q.quoteId, quoter: q.quoter, price: q.price, size: q.size, validMs: Math.max(0, q.validUntil - nowMs) };
+}
+
+/**
+ * The requests for quote in the context: open ones (not yet past expiry) addressed to the user on
+ * its pairs, never its own nor one whose whitelist leaves it out, each with its own live quote;
+ * and its own, with the live quotes received, best price first.
+ */
+export function rfqContexts(user: number, rfqs: readonly RfqView[], pairs: readonly PairView[], nowMs: number): { incoming: RfqContext[]; mine: RfqContext[] } {
+  const symbols = new Map(pairs.map((p) => [p.pair, p.symbol] as const));
+  const incoming: RfqContext[] = [];
+  const mine: RfqContext[] = [];
+  for (const r of rfqs) {
+    if (r.expiresAt <= nowMs) continue;
+    const live = r.quotes.filter((q) => q.validUntil > nowMs);
+    const base = { requestId: r.requestId, pair: symbols.get(r.pair) ?? String(r.pair), side: r.side, size: r.remaining, limit: r.limit, expiresMs: r.expiresAt - nowMs };
+    if (r.user === user) {
+      const sorted = [...live].sort((a, b) => (r.side === "buy" ? a.price - b.price : b.price - a.price) || a.quoteId - b.quoteId);
+      mine.push({ ...base, quotes: sorted.map((q) => quoteContext(q, nowMs)) });
+      continue;
+    }
+    if (!symbols.has(r.pair)) continue;
+    if (r.whitelist !== null && !r.whitelist.includes(user)) continue;
+    const own = live.find((q) => q.quoter === user);
+    incoming.push({ ...base, myQuote: own === undefined ? null : quoteContext(own, nowMs) });
+  }
+  return { incoming, mine };
+}
+
 export function buildContext(settings: BrokerSettings, snap: PitSnapshot, slot: SlotView): BrokerContext {
   if (snap.account.user !== settings.user) {
     throw new Error(`context for user ${settings.user} built from account ${snap.account.user}`);
@@ -135,6 +169,13 @@ export function buildContext(settings: BrokerSettings, snap: PitSnapshot, slot: 
     refusals: [...slot.refusals],
     keeperActions: [...slot.keeperActions],
     directives: slot.directives.map((d) => ({ ...d })),
+    ...rfqFields(settings.user, snap),
     seed: slot.seed,
   };
+}
+
+function rfqFields(user: number, snap: PitSnapshot): Pick<BrokerContext, "rfqIn" | "rfqMine"> {
+  if (snap.rfqs === undefined || snap.rfqs.length === 0) return {};
+  const { incoming, mine } = rfqContexts(user, snap.rfqs, snap.pairs, snap.nowMs);
+  return { ...(incoming.length > 0 ? { rfqIn: incoming } : {}), ...(mine.length > 0 ? { rfqMine: mine } : {}) };
 }

@@ -169,6 +169,64 @@ export interface LiquidationOutcome {
   summary: string;
 }
 
+export interface RfqQuoteView {
+  quoteId: number;
+  quoter: number;
+  price: number;
+  size: number;
+  validUntil: number;
+}
+
+/** An open request for quote and its live quotes (ascending id). */
+export interface RfqView {
+  requestId: number;
+  pair: number;
+  user: number;
+  side: Side;
+  /** Lots still open. */
+  remaining: number;
+  limit: number | null;
+  expiresAt: number;
+  whitelist: readonly number[] | null;
+  minFill: number;
+  lockedBy: number | null;
+  quotes: RfqQuoteView[];
+}
+
+export interface RfqRequestOrder {
+  pair: number;
+  side: Side;
+  size: number;
+  limit: number | null;
+  /** Pit clock ms. */
+  expiresAt: number;
+}
+
+export interface RfqQuoteOrder {
+  requestId: number;
+  price: number;
+  size: number;
+  /** Pit clock ms. */
+  validUntil: number;
+}
+
+export interface RfqAcceptOrder {
+  requestId: number;
+  quoteId: number | null;
+  size: number | null;
+  limit: number | null;
+}
+
+/** The core's answer to one rfq command. */
+export interface RfqOutcome {
+  accepted: boolean;
+  /** The new request's or quote's id. */
+  id?: number;
+  /** Lots traded (accept). */
+  filled?: number;
+  reason?: string;
+}
+
 export interface PitPort {
   phase(): PhaseView;
   pair(pair: number): PairView | undefined;
@@ -187,6 +245,13 @@ export interface PitPort {
    * ascending (the core's `liquidationsDue`).
    */
   liquidationsDue(): number[];
+  /** Open requests for quote that `user` may see: those addressed to it and its own. */
+  rfqs(user: number): RfqView[];
+  rfqRequest(user: number, r: RfqRequestOrder): RfqOutcome;
+  rfqQuote(user: number, q: RfqQuoteOrder): RfqOutcome;
+  rfqAccept(user: number, a: RfqAcceptOrder): RfqOutcome;
+  /** Cancels the user's request, or withdraws its quote on someone else's. */
+  rfqCancel(user: number, requestId: number): RfqOutcome;
   /** Sweeps the requests and quotes for quote past their expiry at `nowMs`; how many ended. */
   expireRfqs(nowMs: number): number;
 }

@@ -8,9 +8,9 @@
 //   not quoting around the mid   -> resting orders far from the mid are refused.
 // Plus the risk checks every reply gets: known pair, one of the user's pairs, size limit, price
 // band around the mark, open-order limit, cancels of orders that are still open.
-import type { Directive, ProposedOrder } from "../brokers/types.ts";
+import type { Directive, ProposedOrder, RfqAction } from "../brokers/types.ts";
 import type { Refusal } from "../brokers/decision-log.ts";
-import type { AccountView, MarketView, OrderRequest, PairView, Side } from "./pit-port.ts";
+import type { AccountView, MarketView, OrderRequest, PairView, RfqAcceptOrder, RfqQuoteOrder, RfqRequestOrder, RfqView, Side } from "./pit-port.ts";
 import { positionLots } from "./context-builder.ts";
 
 export interface RuleConfig {
@@ -320,4 +320,141 @@ export function minimumCross(account: AccountView, pair: PairView, market: Marke
     if (price !== null) return { pair: pair.pair, side, price, size: pair.minOrderLots, type: "ioc" };
   }
   return null;
+}
+
+// ------------------------------------------------------------------ requests for quote
+
+/** How long a request or quote stays open: the broker's ttlSec, clamped to these bounds. */
+export const RFQ_TTL_MIN_SEC = 2;
+export const RFQ_TTL_MAX_SEC = 30;
+export const RFQ_TTL_DEFAULT_SEC = 10;
+
+export type EnforcedRfq =
+  | { index: number; action: "request"; label: string; request: RfqRequestOrder }
+  | { index: number; action: "quote"; label: string; quote: RfqQuoteOrder }
+  | { index: number; action: "accept"; label: string; accept: RfqAcceptOrder }
+  | { index: number; action: "cancel"; label: string; requestId: number };
+
+export interface EnforceRfqInput {
+  actions: readonly RfqAction[];
+  userPairs: readonly PairView[];
+  pairBySymbol: (symbol: string) => PairView | undefined;
+  markets: ReadonlyMap<number, MarketView>;
+  account: AccountView;
+  /** What the user may see (port.rfqs): requests addressed to it and its own. */
+  rfqs: readonly RfqView[];
+  directives: readonly Directive[];
+  nowMs: number;
+  cfg: RuleConfig;
+}
+
+const posInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x > 0;
+
+export function rfqTtlMs(ttlSec: number | null | undefined): number {
+  const s = typeof ttlSec === "number" && Number.isFinite(ttlSec) ? ttlSec : RFQ_TTL_DEFAULT_SEC;
+  return Math.round(Math.min(RFQ_TTL_MAX_SEC, Math.max(RFQ_TTL_MIN_SEC, s)) * 1000);
+}
+
+/**
+ * Checks a reply's rfq actions as orders are checked: well-formed for their action, on one of the
+ * user's pairs, within the price band and the max size, and below initial margin only what reduces
+ * the position. Counts, margin and the rfq rules proper are the core's (rfq.ts).
+ */
+export function enforceRfq(input: EnforceRfqInput): { actions: EnforcedRfq[]; refusals: Refusal[] } {
+  const { account, cfg, markets, nowMs } = input;
+  const refusals: Refusal[] = [];
+  const out: EnforcedRfq[] = [];
+  const reduceOnly = input.directives.some((d) => d.code === "reduce_only");
+  const userPairIds = new Set(input.userPairs.map((p) => p.pair));
+  const byId = new Map(input.rfqs.map((r) => [r.requestId, r] as const));
+  const room = new Map<string, number>();
+  const takeRoom = (p: PairView, side: Side, size: number): number | null => {
+    const key = `${p.pair}:${side}`;
+    let r = room.get(key);
+    if (r === undefined) {
+      const pos = positionLots(account, p);
+      const reducing = side === "buy" ? Math.floor(Math.max(0, -pos)) : Math.floor(Math.max(0, pos));
+      const already = account.openOrders.filter((o) => o.pair === p.pair && o.side === side).reduce((a, o) => a + o.size, 0);
+      r = Math.max(0, reducing - already);
+    }
+    if (size > r) return r;
+    room.set(key, r - size);
+    return null;
+  };
+  const inBand = (p: PairView, price: number): number | null => {
+    const mark = markets.get(p.pair)?.mark ?? price;
+    const band = priceBandTicks(mark, cfg);
+    return Math.abs(price - mark) > band ? band : null;
+  };
+
+  input.actions.forEach((a, index) => {
+    const kind = typeof a?.action === "string" ? a.action : "?";
+    const label = `rfq ${index + 1} (${kind}${posInt(a?.requestId) ? ` on request ${a.requestId}` : ""})`;
+    const refuse = (code: string, why: string) => void refusals.push({ code, text: `${label}: ${why}` });
+    if (a === null || typeof a !== "object") return refuse("rfq_malformed", "not an action");
+    switch (a.action) {
+      case "request": {
+        if (typeof a.pair !== "string" || (a.side !== "buy" && a.side !== "sell") || !posInt(a.size)) {
+          return refuse("rfq_malformed", "a request needs pair, side (buy|sell) and size (integer lots)");
+        }
+        if (a.limit != null && !posInt(a.limit)) return refuse("rfq_malformed", "limit must be integer ticks or null");
+        const p = input.pairBySymbol(a.pair);
+        if (p === undefined) return refuse("unknown_pair", `no such pair ${a.pair}`);
+        if (!userPairIds.has(p.pair)) return refuse("not_your_pair", `${a.pair} is not one of your pairs`);
+        if (a.size > p.maxOrderLots) return refuse("max_size", `larger than the max size ${p.maxOrderLots}`);
+        if (a.limit != null) {
+          const band = inBand(p, a.limit);
+          if (band !== null) return refuse("price_band", `limit more than ${band} ticks from the mark`);
+        }
+        if (reduceOnly) {
+          const r = takeRoom(p, a.side, a.size);
+          if (r !== null) return refuse("reduce_only", `below initial margin only exposure-reducing requests are accepted (room ${r} lots)`);
+        }
+        out.push({ index, action: "request", label, request: { pair: p.pair, side: a.side, size: a.size, limit: a.limit ?? null, expiresAt: nowMs + rfqTtlMs(a.ttlSec) } });
+        return;
+      }
+      case "quote": {
+        if (!posInt(a.requestId) || !posInt(a.price) || !posInt(a.size)) {
+          return refuse("rfq_malformed", "a quote needs requestId, price (integer ticks) and size (integer lots)");
+        }
+        const r = byId.get(a.requestId);
+        if (r === undefined || r.user === account.user || r.expiresAt <= nowMs) return refuse("unknown_request", "no open request addressed to you with this id");
+        const p = input.userPairs.find((x) => x.pair === r.pair);
+        if (p === undefined) return refuse("not_your_pair", "the request is not on one of your pairs");
+        if (a.size > p.maxOrderLots) return refuse("max_size", `larger than the max size ${p.maxOrderLots}`);
+        const band = inBand(p, a.price);
+        if (band !== null) return refuse("price_band", `price more than ${band} ticks from the mark`);
+        if (reduceOnly) {
+          const left = takeRoom(p, r.side === "buy" ? "sell" : "buy", a.size);
+          if (left !== null) return refuse("reduce_only", `below initial margin only exposure-reducing quotes are accepted (room ${left} lots)`);
+        }
+        out.push({ index, action: "quote", label, quote: { requestId: a.requestId, price: a.price, size: a.size, validUntil: nowMs + rfqTtlMs(a.ttlSec) } });
+        return;
+      }
+      case "accept": {
+        if (!posInt(a.requestId)) return refuse("rfq_malformed", "an accept needs requestId (and optionally quoteId, size, limit)");
+        if ((a.quoteId != null && !posInt(a.quoteId)) || (a.size != null && !posInt(a.size)) || (a.limit != null && !posInt(a.limit))) {
+          return refuse("rfq_malformed", "quoteId, size and limit must be positive integers or null");
+        }
+        const r = byId.get(a.requestId);
+        if (r === undefined || r.user !== account.user) return refuse("unknown_request", "no open request of yours with this id");
+        if (reduceOnly) {
+          const p = input.userPairs.find((x) => x.pair === r.pair);
+          const size = Math.min(a.size ?? r.remaining, r.remaining);
+          const left = p === undefined ? 0 : takeRoom(p, r.side, size);
+          if (left !== null) return refuse("reduce_only", `below initial margin only exposure-reducing trades are accepted (room ${left} lots)`);
+        }
+        out.push({ index, action: "accept", label, accept: { requestId: a.requestId, quoteId: a.quoteId ?? null, size: a.size ?? null, limit: a.limit ?? null } });
+        return;
+      }
+      case "cancel": {
+        if (!posInt(a.requestId)) return refuse("rfq_malformed", "a cancel needs requestId");
+        out.push({ index, action: "cancel", label, requestId: a.requestId });
+        return;
+      }
+      default:
+        return refuse("rfq_malformed", 'action must be "request", "quote", "accept" or "cancel"');
+    }
+  });
+  return { actions: out, refusals };
 }

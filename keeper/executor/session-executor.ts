@@ -25,7 +25,7 @@ import { checkPrompt } from "../brokers/prompt-rules.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { buildContext, type BrokerSettings } from "./context-builder.ts";
 import type { CoveredView, MarketView, PairView, PhaseView, PitPort } from "./pit-port.ts";
-import { assess, DEFAULT_RULES, directivesForReply, enforce, minimumCross, type Enforcement, type RecentOrder, type RuleConfig } from "./rules.ts";
+import { assess, DEFAULT_RULES, directivesForReply, enforce, enforceRfq, minimumCross, type Enforcement, type RecentOrder, type RuleConfig } from "./rules.ts";
 import { TickStats, type ExecutorStats, type TickReport } from "./tick-stats.ts";
 
 export interface ExecutorConfig {
@@ -470,7 +470,7 @@ export class SessionExecutor {
     const broker = capped ? SPEND_CAP_BROKER : slot.binding.broker;
     const ctx = buildContext(
       slot.settings,
-      { phase, nowMs: now, pairs, markets, account },
+      { phase, nowMs: now, pairs, markets, account, rfqs: this.port.rfqs(user) },
       {
         positions: slot.netLots,
         tick: this.tickNo,
@@ -693,7 +693,7 @@ export class SessionExecutor {
     const { directives } = assess(account, pairs, markets, slot.recentOrders, this.config.rules);
     return buildContext(
       slot.settings,
-      { phase, nowMs: this.clock.now(), pairs, markets, account },
+      { phase, nowMs: this.clock.now(), pairs, markets, account, rfqs: this.port.rfqs(slot.settings.user) },
       {
         positions: slot.netLots,
         tick: this.tickNo,
@@ -761,6 +761,7 @@ export class SessionExecutor {
         });
       }
     });
+    if (decision.rfq != null && decision.rfq.length > 0) this.applyRfq(slot, record, decision, pairs, markets, directives);
     this.stats.actionsApplied += 1;
     this.stats.ordersAccepted += record.accepted.orders;
     this.stats.ordersRefused += decision.orders.length - record.accepted.orders;
@@ -772,6 +773,38 @@ export class SessionExecutor {
       this.emit({ type: "outcry", user, brokerId: slot.settings.brokerId, text, source: record.source, ts: this.clock.now() });
     }
     this.countCrossMisses(slot, record, directives, checked, pairs);
+  }
+
+  /**
+   * A reply's requests for quote, after its orders: checked like orders (rules.ts enforceRfq),
+   * sent one by one through the port; what the rules or the core refuse goes back to the broker.
+   */
+  private applyRfq(slot: Slot, record: DecisionRecord, decision: Decision, pairs: readonly PairView[], markets: ReadonlyMap<number, MarketView>, directives: readonly Directive[]): void {
+    const user = slot.settings.user;
+    const now = this.clock.now();
+    const checked = enforceRfq({
+      actions: decision.rfq ?? [],
+      userPairs: pairs,
+      pairBySymbol: (s) => this.port.pairBySymbol(s),
+      markets,
+      account: this.port.account(user),
+      rfqs: this.port.rfqs(user),
+      directives,
+      nowMs: now,
+      cfg: this.config.rules,
+    });
+    record.refusals.push(...checked.refusals);
+    for (const x of checked.actions) {
+      const out =
+        x.action === "request"
+          ? this.port.rfqRequest(user, x.request)
+          : x.action === "quote"
+            ? this.port.rfqQuote(user, x.quote)
+            : x.action === "accept"
+              ? this.port.rfqAccept(user, x.accept)
+              : this.port.rfqCancel(user, x.requestId);
+      if (!out.accepted) record.refusals.push({ code: "engine", text: `${x.label}: refused by the pit: ${out.reason ?? "rejected"}` });
+    }
   }
 
   /**

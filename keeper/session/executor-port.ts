@@ -14,6 +14,11 @@ import type {
   PairView,
   PhaseView,
   PitPort,
+  RfqAcceptOrder,
+  RfqOutcome,
+  RfqQuoteOrder,
+  RfqRequestOrder,
+  RfqView,
   SubmitOutcome,
 } from "../executor/pit-port.ts";
 import type { SessionPit } from "./pit.ts";
@@ -161,6 +166,70 @@ export class ExecutorPort implements PitPort {
       }
     });
     return out;
+  }
+
+  rfqs(user: number): RfqView[] {
+    const out: RfqView[] = [];
+    for (const r of this.#pit.reads.rfqRequests()) {
+      const own = r.user === user;
+      if (!own && r.whitelist !== null && !r.whitelist.includes(user)) continue;
+      out.push({
+        requestId: r.requestId,
+        pair: r.pair,
+        user: r.user,
+        side: r.side,
+        remaining: r.remaining,
+        limit: r.limit,
+        expiresAt: r.expiresAt,
+        whitelist: r.whitelist,
+        minFill: r.minFill,
+        lockedBy: r.lockedBy,
+        // Others' quotes on someone else's request are not the broker's business.
+        quotes: r.quotes
+          .filter((q) => own || q.quoter === user)
+          .map((q) => ({ quoteId: q.quoteId, quoter: q.quoter, price: q.price, size: q.size, validUntil: q.validUntil })),
+      });
+    }
+    return out;
+  }
+
+  rfqRequest(user: number, q: RfqRequestOrder): RfqOutcome {
+    const r = this.#pit.apply({
+      type: "rfq_request",
+      user,
+      pair: q.pair,
+      side: q.side,
+      size: q.size,
+      ...(q.limit !== null ? { limit: q.limit } : {}),
+      expiresAt: q.expiresAt,
+      remainder: "keep",
+    });
+    return r.ok ? { accepted: true, id: r.seq } : { accepted: false, reason: r.reason };
+  }
+
+  rfqQuote(user: number, q: RfqQuoteOrder): RfqOutcome {
+    const r = this.#pit.apply({ type: "rfq_quote", user, requestId: q.requestId, price: q.price, size: q.size, validUntil: q.validUntil });
+    return r.ok ? { accepted: true, id: r.seq } : { accepted: false, reason: r.reason };
+  }
+
+  rfqAccept(user: number, a: RfqAcceptOrder): RfqOutcome {
+    const r = this.#pit.apply({
+      type: "rfq_accept",
+      user,
+      requestId: a.requestId,
+      ...(a.quoteId !== null ? { quoteId: a.quoteId } : {}),
+      ...(a.size !== null ? { size: a.size } : {}),
+      ...(a.limit !== null ? { limit: a.limit } : {}),
+    });
+    if (!r.ok) return { accepted: false, reason: r.reason };
+    let filled = 0;
+    for (const e of r.events) if (e.kind === "fill" && e.block === true && e.taker === user) filled += e.size;
+    return { accepted: true, filled };
+  }
+
+  rfqCancel(user: number, requestId: number): RfqOutcome {
+    const r = this.#pit.apply({ type: "rfq_cancel", user, requestId });
+    return r.ok ? { accepted: true } : { accepted: false, reason: r.reason };
   }
 
   /**

@@ -55,7 +55,7 @@ describe("brokers/ai-broker (openai SDK over a local server)", () => {
     expect(body.model).to.equal("gpt-5-mini");
     expect(body.response_format.type).to.equal("json_schema");
     expect(body.response_format.json_schema.strict).to.equal(true);
-    expect(body.response_format.json_schema.schema.required).to.deep.equal(["orders", "cancels", "outcry", "plan"]);
+    expect(body.response_format.json_schema.schema.required).to.deep.equal(["orders", "cancels", "outcry", "plan", "rfq"]);
     expect(body.max_completion_tokens).to.equal(600);
     expect(body.reasoning_effort).to.equal("minimal");
     expect(body.prompt_cache_key).to.equal("cme-broker-7");

@@ -180,3 +180,33 @@ describe("brokers/rule/rule-broker", () => {
     expect(d.orders).to.have.length(2);
   });
 });
+
+describe("brokers/rule requests for quote", () => {
+  const incoming = { requestId: 31, pair: "PEPE/USDC", side: "buy" as const, size: 40, limit: null, expiresMs: 8_000, myQuote: null };
+
+  it("market makers quote open requests addressed to them: timid wide and small, degen tight and large", () => {
+    const timid = runRule("market_maker", context({ strategy: "timid", rfqIn: [incoming] })).rfq!;
+    const degen = runRule("market_maker", context({ strategy: "degen", rfqIn: [incoming] })).rfq!;
+    expect(timid).to.have.length(1);
+    expect(timid[0]).to.deep.include({ action: "quote", requestId: 31 });
+    expect(degen[0]!.price!).to.be.lessThan(timid[0]!.price!);
+    expect(degen[0]!.price!).to.be.greaterThan(1000);
+    expect(degen[0]!.size!).to.be.greaterThan(timid[0]!.size!);
+    // Already quoted and still live: no new quote.
+    const again = runRule("market_maker", context({ rfqIn: [{ ...incoming, myQuote: { quoteId: 32, quoter: 7, price: 1004, size: 5, validMs: 6_000 } }] }));
+    expect(again.rfq).to.equal(undefined);
+  });
+
+  it("a momentum trader too big for the top level requests a block, then accepts the best quote within its limit", () => {
+    const rising = { trades: tape(990, 4, 5), asks: [{ price: 1003, size: 2 }] };
+    const d = runRule("momentum", context({ strategy: "size 5" }, rising));
+    expect(d.orders).to.deep.equal([]);
+    expect(d.rfq).to.deep.equal([{ action: "request", pair: "PEPE/USDC", side: "buy", size: 5, limit: 1004, ttlSec: 8 }]);
+    const mine = { requestId: 50, pair: "PEPE/USDC", side: "buy" as const, size: 5, limit: 1004, expiresMs: 6_000 };
+    const waiting = runRule("momentum", context({ strategy: "size 5", rfqMine: [{ ...mine, quotes: [] }] }, rising));
+    expect(waiting.rfq).to.equal(undefined);
+    expect(waiting.orders).to.deep.equal([]);
+    const quoted = runRule("momentum", context({ strategy: "size 5", rfqMine: [{ ...mine, quotes: [{ quoteId: 51, quoter: 8, price: 1002, size: 5, validMs: 5_000 }] }] }, rising));
+    expect(quoted.rfq).to.deep.equal([{ action: "accept", requestId: 50, quoteId: null, limit: 1004 }]);
+  });
+});

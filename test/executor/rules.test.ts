@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import type { Directive, ProposedOrder } from "../../keeper/brokers/types.ts";
-import type { AccountView, MarketView, PairView } from "../../keeper/executor/pit-port.ts";
-import { assess, DEFAULT_RULES, directivesForReply, enforce, minimumCross, type RecentOrder } from "../../keeper/executor/rules.ts";
+import type { AccountView, MarketView, PairView, RfqView } from "../../keeper/executor/pit-port.ts";
+import { assess, DEFAULT_RULES, directivesForReply, enforce, enforceRfq, minimumCross, rfqTtlMs, type RecentOrder } from "../../keeper/executor/rules.ts";
 
 const PAIR: PairView = {
   pair: 1,
@@ -221,5 +221,43 @@ describe("executor/rules: enforce", () => {
     expect(directivesForReply([{ code: "cross", text: "old" }], now).map((d) => d.code)).to.deep.equal(["cross"]);
     const im = { liquidate: false, directives: [{ code: "reduce_only", text: "z" }] as Directive[] };
     expect(directivesForReply([], im).map((d) => d.code)).to.deep.equal(["reduce_only"]);
+  });
+});
+
+describe("executor/rules enforceRfq", () => {
+  const reduceOnly: Directive[] = [{ code: "reduce_only", text: "below im" }];
+  const req = (over: Partial<RfqView> = {}): RfqView => ({
+    requestId: 40, pair: 1, user: 9, side: "buy", remaining: 10, limit: null, expiresAt: 20_000, whitelist: null, minFill: 1, lockedBy: null, quotes: [], ...over,
+  });
+  const run = (actions: Parameters<typeof enforceRfq>[0]["actions"], over: Partial<Parameters<typeof enforceRfq>[0]> = {}) =>
+    enforceRfq({ actions, userPairs: [PAIR], pairBySymbol: (s) => [PAIR, WIF].find((p) => p.symbol === s), markets, account: account(), rfqs: [req()], directives: [], nowMs: 10_000, cfg: DEFAULT_RULES, ...over });
+
+  it("passes well-formed actions with their ttl clamped to 2..30 s", () => {
+    const r = run([
+      { action: "request", pair: "PEPE/USDC", side: "sell", size: 3, limit: 9_990, ttlSec: 600 },
+      { action: "quote", requestId: 40, price: 10_005, size: 2, ttlSec: 0 },
+      { action: "cancel", requestId: 40 },
+    ]);
+    expect(r.refusals).to.deep.equal([]);
+    expect(r.actions.map((a) => a.action)).to.deep.equal(["request", "quote", "cancel"]);
+    expect(r.actions[0]).to.deep.include({ request: { pair: 1, side: "sell", size: 3, limit: 9_990, expiresAt: 40_000 } });
+    expect(r.actions[1]).to.deep.include({ quote: { requestId: 40, price: 10_005, size: 2, validUntil: 12_000 } });
+    expect(rfqTtlMs(null)).to.equal(10_000);
+  });
+
+  it("refuses malformed, foreign-pair, out-of-band and, below IM, exposure-adding actions with reasons", () => {
+    const r = run([
+      { action: "quote", requestId: 40 },
+      { action: "request", pair: "WIF/USDC", side: "buy", size: 1 },
+      { action: "quote", requestId: 40, price: 20_000, size: 1 },
+      { action: "accept", requestId: 40 },
+      { action: "request", pair: "PEPE/USDC", side: "buy", size: 1 },
+    ], { directives: reduceOnly });
+    expect(r.actions).to.deep.equal([]);
+    expect(r.refusals.map((x) => x.code)).to.deep.equal(["rfq_malformed", "not_your_pair", "price_band", "unknown_request", "reduce_only"]);
+    // Long 4 lots below IM: selling them by request or quote on a buy request is reducing.
+    const long = run([{ action: "request", pair: "PEPE/USDC", side: "sell", size: 2 }, { action: "quote", requestId: 40, price: 10_000, size: 2 }], { directives: reduceOnly, account: account({}, 4) });
+    expect(long.refusals).to.deep.equal([]);
+    expect(long.actions).to.have.length(2);
   });
 });

@@ -454,7 +454,7 @@ describe("executor/session-executor", function () {
 
   describe("spend and privacy", () => {
     it("holds the spend cap, then serves the broker with the built-in default and says so", async () => {
-      const cap = 5_000_000_000n; // $0.005
+      const cap = 6_000_000_000n; // $0.006 (the opening call alone reserves about $0.005)
       const h = new Harness(server, [10], { spendCapPicoUsd: cap, maxCompletionTokens: [100, 200] }).add(10);
       await h.step(20);
       const status = h.executor.status(10)!;

@@ -13,6 +13,11 @@ import type {
   PairView,
   PhaseView,
   PitPort,
+  RfqAcceptOrder,
+  RfqOutcome,
+  RfqQuoteOrder,
+  RfqRequestOrder,
+  RfqView,
   SubmitOutcome,
 } from "../../keeper/executor/pit-port.ts";
 import type { SessionPhase } from "../../keeper/core/phases.ts";
@@ -110,6 +115,31 @@ export class TestPit implements PitPort {
   }
   fills(user: number, cursor: number): { fills: FillView[]; cursor: number } {
     return this.port.fills(user, cursor);
+  }
+  /** Every rfq command that reached the pit, per user, with the core's answer. */
+  readonly rfqReached: { user: number; type: "request" | "quote" | "accept" | "cancel"; outcome: RfqOutcome }[] = [];
+  rfqs(user: number): RfqView[] {
+    return this.port.rfqs(user);
+  }
+  rfqRequest(user: number, r: RfqRequestOrder): RfqOutcome {
+    const outcome = this.port.rfqRequest(user, r);
+    this.rfqReached.push({ user, type: "request", outcome });
+    return outcome;
+  }
+  rfqQuote(user: number, q: RfqQuoteOrder): RfqOutcome {
+    const outcome = this.port.rfqQuote(user, q);
+    this.rfqReached.push({ user, type: "quote", outcome });
+    return outcome;
+  }
+  rfqAccept(user: number, a: RfqAcceptOrder): RfqOutcome {
+    const outcome = this.port.rfqAccept(user, a);
+    this.rfqReached.push({ user, type: "accept", outcome });
+    return outcome;
+  }
+  rfqCancel(user: number, requestId: number): RfqOutcome {
+    const outcome = this.port.rfqCancel(user, requestId);
+    this.rfqReached.push({ user, type: "cancel", outcome });
+    return outcome;
   }
   expireRfqs(nowMs: number): number {
     return this.port.expireRfqs(nowMs);

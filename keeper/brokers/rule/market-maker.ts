@@ -1,7 +1,7 @@
 // Market maker: two-sided post-only quotes around the mid, skewed against inventory so a long
 // position quotes lower (sells more readily) and a short one higher. It is also the system default
 // strategy for brokers that give nothing at the start.
-import type { BrokerContext, Decision, ProposedOrder } from "../types.ts";
+import type { BrokerContext, Decision, ProposedOrder, RfqAction } from "../types.ts";
 import type { StrategyParams } from "./strategy-params.ts";
 import {
   bestAsk,
@@ -81,6 +81,46 @@ export function marketMaker(ctx: BrokerContext, p: StrategyParams, rand: () => n
     }
     notes.push(note);
   }
+  const rfq = reduceOnly ? [] : answerRequests(ctx, p);
+  if (rfq.length > 0) notes.push(`quoting ${rfq.length} rfq`);
   const mode = reduceOnly ? "MM reduce-only" : "MM";
-  return { orders, cancels, outcry: clipOutcry(`${mode}: ${notes.join(" | ") || "no pairs"}`), plan: null };
+  return { orders, cancels, outcry: clipOutcry(`${mode}: ${notes.join(" | ") || "no pairs"}`), plan: null, ...(rfq.length > 0 ? { rfq } : {}) };
+}
+
+/** Seconds an MM's answer to a request stays live. */
+const RFQ_QUOTE_TTL_SEC = 10;
+
+/**
+ * Answers the open requests addressed to it (those it has no live quote on, or one about to lapse)
+ * around its own quotes: a timid maker wide and small, an aggressive one tight and large; skewed
+ * against inventory like its book quotes, and never beyond the requester's limit at a loss to its
+ * reference price.
+ */
+export function answerRequests(ctx: BrokerContext, p: StrategyParams): RfqAction[] {
+  const out: RfqAction[] = [];
+  for (const r of ctx.rfqIn ?? []) {
+    if (r.myQuote != null && r.myQuote.validMs > 2_000) continue;
+    const m = ctx.markets.find((x) => x.symbol === r.pair);
+    if (m === undefined) continue;
+    const side = r.side === "buy" ? "sell" : "buy";
+    const ref = refPrice(m);
+    const half = Math.max(1, Math.round((p.spreadTicks / 2) * (1.5 - p.aggressiveness)));
+    // Timid: three half-spreads out; degen: one.
+    const edge = half + Math.round(half * 2 * (1 - p.aggressiveness));
+    const inv = Math.max(-1, Math.min(1, m.position / p.riskLimit));
+    const skew = Math.round(-inv * half * 2);
+    let price = side === "sell" ? Math.ceil(ref + edge + skew) : Math.floor(ref - edge + skew);
+    if (r.limit !== null) {
+      if (side === "sell" && price > r.limit) price = r.limit;
+      if (side === "buy" && price < r.limit) price = r.limit;
+      // Inside the limit only while it still earns the edge over the reference price.
+      if (side === "sell" ? price <= ref : price >= ref) continue;
+    }
+    price = Math.max(1, price);
+    const clip = Math.max(1, Math.round(p.size * (0.5 + 3 * p.aggressiveness)));
+    const size = Math.min(r.size, clip, capacity(m.position, p.riskLimit, side), m.maxOrderLots);
+    if (size <= 0) continue;
+    out.push({ action: "quote", requestId: r.requestId, price, size, ttlSec: RFQ_QUOTE_TTL_SEC });
+  }
+  return out;
 }
