@@ -211,6 +211,7 @@ function onMessage(msg) {
       mark(applyBook(state, msg));
       break;
     case "fill":
+    case "block_trade": // a request for quote's trade: off the book, on the tape all the same
       for (const fill of batched(msg)) {
         mark(applyFill(state, fill));
         if (account.touches(fill.maker) || account.touches(fill.taker)) account.scheduleRefresh();
