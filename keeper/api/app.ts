@@ -202,14 +202,34 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
   // Requests for quote, by the user directly (a broker does the same through its decisions).
   const trade = (action: TradeActionBody["action"], summary: string, body: object) =>
     app.post<{ Body: Signed & Partial<TradeActionBody> }>(`/trade/${action}`, { schema: actionSchema(summary, body, S.tradeOk) }, async (req, reply) => {
+      // The whole struct is signed: what the route does not take is 0, "" or [].
       const b = req.body;
-      const full = { ...b, action, pair: b.pair ?? "", side: b.side ?? "", size: b.size ?? 0, price: b.price ?? 0, requestId: b.requestId ?? 0, quoteId: b.quoteId ?? 0, ttlSec: b.ttlSec ?? 0 };
+      const full: Signed & TradeActionBody = {
+        ...b,
+        action,
+        pair: b.pair ?? "",
+        side: b.side ?? "",
+        size: b.size ?? 0,
+        price: b.price ?? 0,
+        requestId: b.requestId ?? 0,
+        quoteId: b.quoteId ?? 0,
+        ttlSec: b.ttlSec ?? 0,
+        whitelist: b.whitelist ?? [],
+        minFill: b.minFill ?? 0,
+        remainder: b.remainder ?? "",
+      };
       return send(reply, await k.tradeAction(full), (r) => ({ ok: true, ...r }));
     });
-  trade("request", "Ask the pit for quotes: who sells (buy) or buys (sell) this size, until ttlSec", S.tradeRequestBody);
+  trade(
+    "request",
+    "Ask the pit for quotes: who sells (buy) or buys (sell) this size, until ttlSec; optionally only from a whitelist, in blocks of at least minFill, the remainder of a partial accept kept or dropped",
+    S.tradeRequestBody,
+  );
   trade("quote", "Quote on an open request: price and size, valid for ttlSec", S.tradeQuoteBody);
   trade("accept", "Accept a quote, or the best quotes up to size and price (quoteId 0)", S.tradeAcceptBody);
   trade("cancel", "Cancel your request, or withdraw your quote on it", S.tradeCancelBody);
+  trade("lock", "Lock a request you hold a live quote on: only your quote can be accepted until you unlock or it ends", S.tradeLockBody);
+  trade("unlock", "Let go of a request you locked", S.tradeLockBody);
 
   app.post<{ Body: Signed & { token: Address; amount: string } }>(
     "/withdrawal-permit",
@@ -324,16 +344,18 @@ export const keeperApp: FastifyPluginAsync<AppOptions> = async (app, opts) => {
     },
     async (req) => k.account(req.params.address),
   );
-  app.get(
+  app.get<{ Querystring: { account?: string } }>(
     "/api/quotes",
     {
       schema: {
         tags: ["pit"],
-        summary: "Open requests for quote and their live quotes (a request's whitelist shows only as `whitelisted`)",
-        response: { 200: S.quotesSchema },
+        summary:
+          "Open requests for quote and their live quotes (a request's whitelist shows only as `whitelisted`); with ?account=, only those that wallet may quote and its own",
+        querystring: S.quotesQuery,
+        response: { 200: S.quotesSchema, ...errors(400) },
       },
     },
-    async () => k.quotes(),
+    async (req) => (req.query.account === undefined ? k.quotes() : k.quotes(req.query.account)),
   );
   app.get<{ Params: { address: string }; Querystring: { token: string } }>(
     "/api/accounts/:address/withdrawal",

@@ -9,6 +9,7 @@ import type { ActionType, KeeperDomain } from "../auth/eip712.ts";
 import { checkEnvelope, checkSignature, type AuthFailure } from "../auth/verify.ts";
 import { Fanout, type FanoutStats } from "../stream/fanout.ts";
 import type { ActionOutcome, KeeperPort, PermitView, Refusal, SessionView, Signed, StreamClient, UserSettingsView, TradeActionBody, TradeActionResult } from "./port.ts";
+import { tradeActionMessage } from "./port.ts";
 import type { AccountWire, BookWire, BrokerWire, HealthWire, LeaderboardRowWire, OutcryWire, SettlementWire, TopPromptWire, TradeWire, WithdrawalWire, QuotesWire } from "./wire.ts";
 import { READ_LIST_MAX, type ReadDelta } from "./read-feed.ts";
 import type { Lane, PitRpc } from "./pit-rpc.ts";
@@ -235,8 +236,8 @@ export class MirrorPort implements KeeperPort {
     return this.#call("read", "metrics");
   }
 
-  quotes(): Promise<QuotesWire> {
-    return this.#call("read", "quotes");
+  quotes(account?: string): Promise<QuotesWire> {
+    return account === undefined ? this.#call("read", "quotes") : this.#call("read", "quotes", account);
   }
 
   withdrawal(address: string, token: string): Promise<ActionOutcome<WithdrawalWire>> {
@@ -259,8 +260,7 @@ export class MirrorPort implements KeeperPort {
   }
 
   tradeAction(req: Signed & TradeActionBody): Promise<ActionOutcome<TradeActionResult>> {
-    const { action, pair, side, size, price, requestId, quoteId, ttlSec } = req;
-    return this.#action("TradeAction", "tradeAction", req, { account: req.account, action, pair, side, size: BigInt(size), price: BigInt(price), requestId: BigInt(requestId), quoteId: BigInt(quoteId), ttlSec: BigInt(ttlSec) });
+    return this.#action("TradeAction", "tradeAction", req, { account: req.account, ...tradeActionMessage(req) });
   }
 
   reprompt(req: Signed & { prompt: string }): Promise<ActionOutcome<UserSettingsView>> {

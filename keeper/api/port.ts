@@ -59,8 +59,12 @@ export interface KeeperPort {
   book(pair: string, levels: number): BookWire | undefined;
   trades(pair: string, limit: number): TradeWire[] | undefined;
   outcry(limit: number): OutcryWire[];
-  /** Open requests for quote with their live quotes; a whitelist shows only as `whitelisted`. */
-  quotes(): Awaitable<QuotesWire>;
+  /**
+   * Open requests for quote with their live quotes; a whitelist shows only as `whitelisted`. With
+   * `account` (an address), as that account sees the pit: only the requests it may quote (open to
+   * all, or whitelisting it) and its own, as a broker is shown them.
+   */
+  quotes(account?: string): Awaitable<QuotesWire>;
   leaderboard(): LeaderboardRowWire[];
   topPrompts(): Awaitable<TopPromptWire[]>;
   brokers(): Awaitable<BrokerWire[]>;
@@ -86,9 +90,9 @@ export interface KeeperPort {
   subscribe(client: StreamClient): () => void;
 }
 
-/** The signed fields of a trade action (EIP-712 TradeAction); unused ones are 0 or "". */
+/** The signed fields of a trade action (EIP-712 TradeAction); unused ones are 0, "" or []. */
 export interface TradeActionBody {
-  action: "request" | "quote" | "accept" | "cancel";
+  action: "request" | "quote" | "accept" | "cancel" | "lock" | "unlock";
   pair: string;
   side: string;
   size: number;
@@ -96,6 +100,29 @@ export interface TradeActionBody {
   requestId: number;
   quoteId: number;
   ttlSec: number;
+  /** request: the addresses that may quote; []: anyone. */
+  whitelist: string[];
+  /** request: the smallest block in lots; 0: the pair's minimum size. */
+  minFill: number;
+  /** request: "keep" | "drop" what a partial accept leaves; "" for other actions. */
+  remainder: string;
+}
+
+/** The TradeAction struct's values (without account, nonce, expiry) as signed: integers as uint256. */
+export function tradeActionMessage(b: TradeActionBody): Record<string, unknown> {
+  return {
+    action: b.action,
+    pair: b.pair,
+    side: b.side,
+    size: BigInt(b.size),
+    price: BigInt(b.price),
+    requestId: BigInt(b.requestId),
+    quoteId: BigInt(b.quoteId),
+    ttlSec: BigInt(b.ttlSec),
+    whitelist: b.whitelist,
+    minFill: BigInt(b.minFill),
+    remainder: b.remainder,
+  };
 }
 
 /** What a trade action did: the command's seq (a new request's or quote's id) and its event kinds. */

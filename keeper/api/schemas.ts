@@ -4,6 +4,7 @@
 import { SESSION_PHASES } from "../core/phases.ts";
 import { promptFieldSchema } from "../brokers/prompt-rules.ts";
 import { isCanonicalUint256 } from "../auth/verify.ts";
+import { RFQ_MAX_WHITELIST } from "../core/commands.ts";
 import { WITHDRAWAL_CODES, WITHDRAWAL_ROUTES } from "../session/withdrawal.ts";
 
 /** Formats the request schemas use beyond JSON Schema's own (buildApp gives them to ajv). */
@@ -62,14 +63,28 @@ export const withdrawalBody = signedBody(
   ["token", "amount"],
 );
 // A user's own request-for-quote actions (EIP-712 TradeAction; the fields a route does not take
-// are signed as 0 or "").
+// are signed as 0, "" or []).
 const lots = { type: "integer", minimum: 1, maximum: 1_000_000_000, description: "lots" } as const;
 const ticks = { type: "integer", minimum: 0, maximum: 2_147_483_647, description: "ticks; 0: none" } as const;
 const id = { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
 const ttlSec = { type: "integer", minimum: 1, maximum: 3_600, description: "seconds the request or quote stays open" } as const;
 export const tradeRequestBody = signedBody(
-  { pair: { type: "string", pattern: "^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$" }, side: { type: "string", enum: ["buy", "sell"] }, size: lots, price: { ...ticks, description: "limit in ticks; 0: no limit" }, ttlSec },
-  ["pair", "side", "size", "price", "ttlSec"],
+  {
+    pair: { type: "string", pattern: "^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$" },
+    side: { type: "string", enum: ["buy", "sell"] },
+    size: lots,
+    price: { ...ticks, description: "limit in ticks; 0: no limit" },
+    ttlSec,
+    whitelist: {
+      type: "array",
+      maxItems: RFQ_MAX_WHITELIST,
+      items: address,
+      description: "the wallets (each with a vault account) that may quote; absent or []: anyone (signed as [])",
+    },
+    minFill: { ...lots, minimum: 0, description: "the smallest block the request trades, in lots; absent or 0: the pair's minimum size (signed as 0)" },
+    remainder: { type: "string", enum: ["keep", "drop"], description: "after a partial accept, keep the rest open or drop it" },
+  },
+  ["pair", "side", "size", "price", "ttlSec", "remainder"],
 );
 export const tradeQuoteBody = signedBody({ requestId: id, price: { ...ticks, minimum: 1, description: "ticks" }, size: lots, ttlSec }, ["requestId", "price", "size", "ttlSec"]);
 export const tradeAcceptBody = signedBody(
@@ -77,6 +92,13 @@ export const tradeAcceptBody = signedBody(
   ["requestId", "quoteId", "size", "price"],
 );
 export const tradeCancelBody = signedBody({ requestId: id }, ["requestId"]);
+export const tradeLockBody = signedBody({ requestId: id }, ["requestId"]);
+/** GET /api/quotes?account=: the pit as one wallet sees it. */
+export const quotesQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: { account: { ...address, description: "show only the requests this wallet may quote, and its own" } },
+} as const;
 export const tradeOk = {
   type: "object",
   additionalProperties: false,

@@ -15,6 +15,7 @@ import { putPermit } from "../store/permits.ts";
 import { keeperDomain, type ActionType, type KeeperDomain } from "../auth/eip712.ts";
 import { verifyAction } from "../auth/verify.ts";
 import type { ActionOptions, ActionOutcome, KeeperPort, PermitView, Refusal, Signed, StreamClient, UserSettingsView, TradeActionBody, TradeActionResult } from "./port.ts";
+import { tradeActionMessage } from "./port.ts";
 import type { Deployment } from "../chain/deployment.ts";
 import { readOnChainSession, progressOf } from "../settlement/submit.ts";
 import type { ChainPorts, SessionRunner } from "../session/runner.ts";
@@ -140,12 +141,19 @@ export class KeeperService implements KeeperPort {
     return this.#d.runner.outcry.newest(limit);
   }
 
-  quotes(): QuotesWire {
+  quotes(account?: string): QuotesWire {
     const pit = this.#d.runner.pit;
     if (pit === null) return { requests: [] };
     const symbol = (id: number) => this.#d.runner.market.pairs.find((p) => p.id === id)?.symbol ?? String(id);
+    let requests = pit.reads.rfqRequests();
+    if (account !== undefined) {
+      // As the wallet sees the pit: what it may quote and its own, never a request whose whitelist
+      // leaves it out (a wallet without a vault account may quote only open requests).
+      const me = accountIdOf(this.#d.db, account);
+      requests = requests.filter((r) => r.user === me || (r.whitelist === null ? true : me !== undefined && r.whitelist.includes(me)));
+    }
     return {
-      requests: pit.reads.rfqRequests().map((r) => ({
+      requests: requests.map((r) => ({
         requestId: r.requestId,
         pair: symbol(r.pair),
         accountId: r.user,
@@ -417,11 +425,15 @@ export class KeeperService implements KeeperPort {
     return "status" in out ? { ok: false, refusal: out } : { ok: true, value: out };
   }
 
-  /** A user's own request-for-quote action, applied to the pit as that user (journaled). */
+  /**
+   * A user's own request-for-quote action, applied to the pit as that user (journaled). What the
+   * schemas cannot check of a field (a pair of this session, a whitelisted wallet with a vault
+   * account, a minFill within the pair's sizes and the request's size) is a 400 naming it; the
+   * pit's own refusals are 409 with its reason code.
+   */
   tradeAction(req: Signed & TradeActionBody, opts: ActionOptions = {}): Promise<ActionOutcome<TradeActionResult>> {
     const { action, pair, side, size, price, requestId, quoteId, ttlSec } = req;
-    const message = { action, pair, side, size: BigInt(size), price: BigInt(price), requestId: BigInt(requestId), quoteId: BigInt(quoteId), ttlSec: BigInt(ttlSec) };
-    return this.#userAction<TradeActionResult>("TradeAction", req, opts, message, (user) => {
+    return this.#userAction<TradeActionResult>("TradeAction", req, opts, tradeActionMessage(req), (user) => {
       const runner = this.#d.runner;
       const pit = runner.pit;
       if (pit === null || runner.current.phase !== "trading") {
@@ -433,7 +445,25 @@ export class KeeperService implements KeeperPort {
         case "request": {
           const meta = this.#pair(pair);
           if (meta === undefined) return { status: 400, error: "unknown_pair", message: `no pair ${pair} in this session`, field: "pair" };
-          cmd = { type: "rfq_request", user, pair: meta.id, side: side as "buy" | "sell", size, ...(price > 0 ? { limit: price } : {}), expiresAt: now + ttlSec * 1000, remainder: "keep" };
+          const whitelist = this.#whitelist(req.whitelist, user);
+          if (!Array.isArray(whitelist)) return whitelist;
+          const { minFill } = req;
+          if (minFill > 0 && (minFill < meta.minSizeLots || minFill > Math.min(size, meta.maxSizeLots))) {
+            const message = `minFill ${minFill} must lie between the pair's minimum size ${meta.minSizeLots} and the request's size ${size} (0: the pair's minimum)`;
+            return { status: 400, error: "bad_min_fill", message, field: "minFill" };
+          }
+          cmd = {
+            type: "rfq_request",
+            user,
+            pair: meta.id,
+            side: side as "buy" | "sell",
+            size,
+            ...(price > 0 ? { limit: price } : {}),
+            expiresAt: now + ttlSec * 1000,
+            ...(whitelist.length > 0 ? { whitelist } : {}),
+            ...(minFill > 0 ? { minFill } : {}),
+            remainder: req.remainder as "keep" | "drop",
+          };
           break;
         }
         case "quote":
@@ -445,11 +475,31 @@ export class KeeperService implements KeeperPort {
         case "cancel":
           cmd = { type: "rfq_cancel", user, requestId };
           break;
+        case "lock":
+          cmd = { type: "rfq_lock", user, requestId };
+          break;
+        case "unlock":
+          cmd = { type: "rfq_unlock", user, requestId };
+          break;
       }
       const r = pit.apply(cmd);
       if (!r.ok) return { status: 409, error: r.reason, message: `the pit refused the ${action}: ${r.reason}` };
       return { seq: r.seq, events: r.events.map((e) => e.kind) };
     });
+  }
+
+  /** A request's whitelist as account ids: every wallet must have a vault account and not be the requester. */
+  #whitelist(addresses: readonly string[], requester: number): number[] | Refusal {
+    const ids: number[] = [];
+    for (const [i, address] of addresses.entries()) {
+      const id = accountIdOf(this.#d.db, address);
+      if (id === undefined) {
+        return { status: 400, error: "unknown_account", message: `whitelist: ${address} has no vault account, so it cannot quote`, field: `whitelist.${i}` };
+      }
+      if (id === requester) return { status: 400, error: "own_account", message: "whitelist: a requester cannot quote its own request", field: `whitelist.${i}` };
+      ids.push(id);
+    }
+    return ids;
   }
 
   setBroker(req: Signed & { brokerId: string }, opts: ActionOptions = {}) {

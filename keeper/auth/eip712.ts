@@ -39,8 +39,10 @@ export const ACTION_TYPES = {
     { name: "expiry", type: "uint256" },
   ],
   /**
-   * A user's own request-for-quote action (POST /trade/request | quote | accept | cancel): one
-   * struct, `action` naming which; fields an action does not use are 0 ("" for text).
+   * A user's own request-for-quote action (POST /trade/request | quote | accept | cancel | lock |
+   * unlock): one struct, `action` naming which; fields an action does not use are 0 ("" for text,
+   * [] for the whitelist). Only a request uses whitelist (empty: anyone may quote), minFill (0: the
+   * pair's minimum size) and remainder ("keep" | "drop").
    */
   TradeAction: [
     { name: "account", type: "address" },
@@ -52,6 +54,9 @@ export const ACTION_TYPES = {
     { name: "requestId", type: "uint256" },
     { name: "quoteId", type: "uint256" },
     { name: "ttlSec", type: "uint256" },
+    { name: "whitelist", type: "address[]" },
+    { name: "minFill", type: "uint256" },
+    { name: "remainder", type: "string" },
     { name: "nonce", type: "uint256" },
     { name: "expiry", type: "uint256" },
   ],
@@ -76,6 +81,8 @@ export const ACTION_ROUTES = {
   "/trade/quote": "TradeAction",
   "/trade/accept": "TradeAction",
   "/trade/cancel": "TradeAction",
+  "/trade/lock": "TradeAction",
+  "/trade/unlock": "TradeAction",
   "/admin/settle": "Admin",
 } as const satisfies Record<string, ActionType>;
 

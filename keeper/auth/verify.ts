@@ -137,9 +137,16 @@ export async function checkSignature(
   return null;
 }
 
-/** Wallets send addresses in any case; the typed-data hash is over the address value, not its spelling. */
+/**
+ * Wallets send addresses in any case; the typed-data hash is over the address value, not its
+ * spelling. Lists of addresses (a trade request's whitelist) likewise.
+ */
 function checksummed(message: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(message)) out[k] = typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v) ? getAddress(v.toLowerCase()) : v;
+  for (const [k, v] of Object.entries(message)) out[k] = Array.isArray(v) ? v.map(checksum) : checksum(v);
   return out;
+}
+
+function checksum(v: unknown): unknown {
+  return typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v) ? getAddress(v.toLowerCase()) : v;
 }

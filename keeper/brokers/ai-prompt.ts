@@ -43,10 +43,16 @@ function encodeMarket(m: MarketContext): string[] {
 
 const secs = (ms: number) => `${Math.max(0, Math.round(ms / 1000))}s`;
 
-/** "rfq in ID b|s SIZE PAIR lim L|- 12s [mine QID:PRICE:SIZE]" / "rfq mine ID b|s SIZE PAIR lim L|- 12s quotes QID:PRICE:SIZE:QUOTER:8s ...". */
+/**
+ * "rfq in ID b|s SIZE PAIR lim L|- 12s min M [locked you|other] [mine QID:PRICE:SIZE]" /
+ * "rfq mine ID b|s SIZE PAIR lim L|- 12s min M [locked QUOTER] quotes QID:PRICE:SIZE:QUOTER:8s ...".
+ */
 function encodeRfq(kind: "in" | "mine", r: RfqContext, multi: boolean): string {
   let line = `rfq ${kind} ${r.requestId} ${r.side === "buy" ? "b" : "s"} ${r.size}${multi ? ` ${r.pair}` : ""} lim ${r.limit ?? "-"} ${secs(r.expiresMs)}`;
+  if (r.minFill !== undefined) line += ` min ${r.minFill}`;
+  if (kind === "in" && r.lock != null) line += ` locked ${r.lock}`;
   if (kind === "in" && r.myQuote) line += ` mine ${r.myQuote.quoteId}:${r.myQuote.price}:${r.myQuote.size}`;
+  if (kind === "mine" && r.lockedBy != null) line += ` locked ${r.lockedBy}`;
   if (kind === "mine") line += ` quotes ${r.quotes?.map((q) => `${q.quoteId}:${q.price}:${q.size}:${q.quoter}:${secs(q.validMs)}`).join(" ") || "-"}`;
   return line;
 }

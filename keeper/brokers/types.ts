@@ -103,10 +103,16 @@ export interface RfqContext {
   /** Ticks; null: no limit. */
   limit: number | null;
   expiresMs: number;
+  /** The smallest block it trades (a quote must be at least this size), lots. */
+  minFill?: number;
   /** Incoming: the broker's own live quote on it, or null. */
   myQuote?: RfqQuoteContext | null;
+  /** Incoming: locked by the broker itself ("you"), by another quoter ("other"), or not (null). */
+  lock?: "you" | "other" | null;
   /** Own requests: the live quotes received, best first. */
   quotes?: RfqQuoteContext[];
+  /** Own requests: the account (as quotes name their quoter) holding the lock, or null. */
+  lockedBy?: number | null;
 }
 
 export interface BrokerContext {
@@ -157,12 +163,14 @@ export interface ProposedOrder {
 }
 
 /**
- * One request-for-quote action, flat: request {pair, side, size, limit?, ttlSec?};
+ * One request-for-quote action, flat: request {pair, side, size, limit?, ttlSec?, minFill?,
+ * remainder? ("keep" | "drop"), whitelist? (account ids, as quotes name their quoter)};
  * quote {requestId, price, size, ttlSec?}; accept {requestId, quoteId? (none: the best quotes), limit?, size?};
- * cancel {requestId} (own request, or withdraws own quote on it).
+ * cancel {requestId} (own request, or withdraws own quote on it); lock / unlock {requestId} (a
+ * request the broker holds a live quote on).
  */
 export interface RfqAction {
-  action: "request" | "quote" | "accept" | "cancel";
+  action: "request" | "quote" | "accept" | "cancel" | "lock" | "unlock";
   pair?: string | null;
   side?: Side | null;
   size?: number | null;
@@ -171,6 +179,9 @@ export interface RfqAction {
   requestId?: number | null;
   quoteId?: number | null;
   price?: number | null;
+  minFill?: number | null;
+  remainder?: "keep" | "drop" | null;
+  whitelist?: number[] | null;
 }
 
 export interface Decision {
@@ -180,7 +191,7 @@ export interface Decision {
   outcry: string;
   /** A new plan (opening, review, re-prompt); null keeps the current one. */
   plan: string | null;
-  /** Requests for quote: request, quote, accept, cancel (optional). */
+  /** Requests for quote: request, quote, accept, cancel, lock, unlock (optional). */
   rfq?: RfqAction[] | null;
 }
 

@@ -117,16 +117,19 @@ export function rfqContexts(user: number, rfqs: readonly RfqView[], pairs: reado
   for (const r of rfqs) {
     if (r.expiresAt <= nowMs) continue;
     const live = r.quotes.filter((q) => q.validUntil > nowMs);
-    const base = { requestId: r.requestId, pair: symbols.get(r.pair) ?? String(r.pair), side: r.side, size: r.remaining, limit: r.limit, expiresMs: r.expiresAt - nowMs };
+    // Never the whitelist itself: a broker learns only whether a request is addressed to it.
+    const base = { requestId: r.requestId, pair: symbols.get(r.pair) ?? String(r.pair), side: r.side, size: r.remaining, limit: r.limit, expiresMs: r.expiresAt - nowMs, minFill: r.minFill };
     if (r.user === user) {
       const sorted = [...live].sort((a, b) => (r.side === "buy" ? a.price - b.price : b.price - a.price) || a.quoteId - b.quoteId);
-      mine.push({ ...base, quotes: sorted.map((q) => quoteContext(q, nowMs)) });
+      mine.push({ ...base, quotes: sorted.map((q) => quoteContext(q, nowMs)), lockedBy: r.lockedBy });
       continue;
     }
     if (!symbols.has(r.pair)) continue;
     if (r.whitelist !== null && !r.whitelist.includes(user)) continue;
     const own = live.find((q) => q.quoter === user);
-    incoming.push({ ...base, myQuote: own === undefined ? null : quoteContext(own, nowMs) });
+    // Who else holds a lock is not the broker's business; that someone does is.
+    const lock = r.lockedBy === null ? null : r.lockedBy === user ? "you" : "other";
+    incoming.push({ ...base, myQuote: own === undefined ? null : quoteContext(own, nowMs), lock });
   }
   return { incoming, mine };
 }

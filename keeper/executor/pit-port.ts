@@ -200,6 +200,12 @@ export interface RfqRequestOrder {
   limit: number | null;
   /** Pit clock ms. */
   expiresAt: number;
+  /** Account ids that may quote; absent: anyone. */
+  whitelist?: readonly number[];
+  /** Smallest block in lots; absent: the pair's minimum size. */
+  minFill?: number;
+  /** What a partial accept leaves: kept open (absent: "keep") or dropped. */
+  remainder?: "keep" | "drop";
 }
 
 export interface RfqQuoteOrder {
@@ -252,6 +258,10 @@ export interface PitPort {
   rfqAccept(user: number, a: RfqAcceptOrder): RfqOutcome;
   /** Cancels the user's request, or withdraws its quote on someone else's. */
   rfqCancel(user: number, requestId: number): RfqOutcome;
+  /** Locks a request the user holds a live quote on: only that quote can be accepted. */
+  rfqLock(user: number, requestId: number): RfqOutcome;
+  /** Lets go of a request the user locked. */
+  rfqUnlock(user: number, requestId: number): RfqOutcome;
   /** Sweeps the requests and quotes for quote past their expiry at `nowMs`; how many ended. */
   expireRfqs(nowMs: number): number;
 }

@@ -12,6 +12,7 @@ import type { Directive, ProposedOrder, RfqAction } from "../brokers/types.ts";
 import type { Refusal } from "../brokers/decision-log.ts";
 import type { AccountView, MarketView, OrderRequest, PairView, RfqAcceptOrder, RfqQuoteOrder, RfqRequestOrder, RfqView, Side } from "./pit-port.ts";
 import { positionLots } from "./context-builder.ts";
+import { RFQ_MAX_WHITELIST } from "../core/commands.ts";
 
 export interface RuleConfig {
   /** A quote counts as "around the mid" within this many bps of it... */
@@ -333,7 +334,7 @@ export type EnforcedRfq =
   | { index: number; action: "request"; label: string; request: RfqRequestOrder }
   | { index: number; action: "quote"; label: string; quote: RfqQuoteOrder }
   | { index: number; action: "accept"; label: string; accept: RfqAcceptOrder }
-  | { index: number; action: "cancel"; label: string; requestId: number };
+  | { index: number; action: "cancel" | "lock" | "unlock"; label: string; requestId: number };
 
 export interface EnforceRfqInput {
   actions: readonly RfqAction[];
@@ -349,6 +350,7 @@ export interface EnforceRfqInput {
 }
 
 const posInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x > 0;
+const accountId = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffff_ffff;
 
 export function rfqTtlMs(ttlSec: number | null | undefined): number {
   const s = typeof ttlSec === "number" && Number.isFinite(ttlSec) ? ttlSec : RFQ_TTL_DEFAULT_SEC;
@@ -358,7 +360,10 @@ export function rfqTtlMs(ttlSec: number | null | undefined): number {
 /**
  * Checks a reply's rfq actions as orders are checked: well-formed for their action, on one of the
  * user's pairs, within the price band and the max size, and below initial margin only what reduces
- * the position. Counts, margin and the rfq rules proper are the core's (rfq.ts).
+ * the position. A request's minFill lies between the pair's minimum size and its size, its
+ * remainder is "keep" or "drop", its whitelist names at most RFQ_MAX_WHITELIST accounts other than
+ * the broker's own. Lock and unlock name a request addressed to the broker. Counts, margin and the
+ * rfq rules proper (who holds a lock, a live quote to lock with) are the core's (rfq.ts).
  */
 export function enforceRfq(input: EnforceRfqInput): { actions: EnforcedRfq[]; refusals: Refusal[] } {
   const { account, cfg, markets, nowMs } = input;
@@ -398,10 +403,19 @@ export function enforceRfq(input: EnforceRfqInput): { actions: EnforcedRfq[]; re
           return refuse("rfq_malformed", "a request needs pair, side (buy|sell) and size (integer lots)");
         }
         if (a.limit != null && !posInt(a.limit)) return refuse("rfq_malformed", "limit must be integer ticks or null");
+        if (a.minFill != null && !posInt(a.minFill)) return refuse("rfq_malformed", "minFill must be integer lots or null");
+        if (a.remainder != null && a.remainder !== "keep" && a.remainder !== "drop") return refuse("rfq_malformed", 'remainder must be "keep", "drop" or null');
+        if (a.whitelist != null && (!Array.isArray(a.whitelist) || a.whitelist.length > RFQ_MAX_WHITELIST || !a.whitelist.every(accountId))) {
+          return refuse("rfq_malformed", `whitelist must be null or at most ${RFQ_MAX_WHITELIST} account ids`);
+        }
         const p = input.pairBySymbol(a.pair);
         if (p === undefined) return refuse("unknown_pair", `no such pair ${a.pair}`);
         if (!userPairIds.has(p.pair)) return refuse("not_your_pair", `${a.pair} is not one of your pairs`);
         if (a.size > p.maxOrderLots) return refuse("max_size", `larger than the max size ${p.maxOrderLots}`);
+        if (a.minFill != null && (a.minFill < p.minOrderLots || a.minFill > a.size)) {
+          return refuse("bad_min_fill", `minFill ${a.minFill} must lie between the pair's minimum size ${p.minOrderLots} and the request's size ${a.size}`);
+        }
+        if (a.whitelist?.includes(account.user)) return refuse("bad_whitelist", "your own account cannot quote your request");
         if (a.limit != null) {
           const band = inBand(p, a.limit);
           if (band !== null) return refuse("price_band", `limit more than ${band} ticks from the mark`);
@@ -410,7 +424,12 @@ export function enforceRfq(input: EnforceRfqInput): { actions: EnforcedRfq[]; re
           const r = takeRoom(p, a.side, a.size);
           if (r !== null) return refuse("reduce_only", `below initial margin only exposure-reducing requests are accepted (room ${r} lots)`);
         }
-        out.push({ index, action: "request", label, request: { pair: p.pair, side: a.side, size: a.size, limit: a.limit ?? null, expiresAt: nowMs + rfqTtlMs(a.ttlSec) } });
+        const request: RfqRequestOrder = { pair: p.pair, side: a.side, size: a.size, limit: a.limit ?? null, expiresAt: nowMs + rfqTtlMs(a.ttlSec) };
+        // An empty whitelist is none: anyone may quote.
+        if (a.whitelist != null && a.whitelist.length > 0) request.whitelist = [...a.whitelist];
+        if (a.minFill != null) request.minFill = a.minFill;
+        if (a.remainder != null) request.remainder = a.remainder;
+        out.push({ index, action: "request", label, request });
         return;
       }
       case "quote": {
@@ -452,8 +471,16 @@ export function enforceRfq(input: EnforceRfqInput): { actions: EnforcedRfq[]; re
         out.push({ index, action: "cancel", label, requestId: a.requestId });
         return;
       }
+      case "lock":
+      case "unlock": {
+        if (!posInt(a.requestId)) return refuse("rfq_malformed", `${a.action === "lock" ? "a lock" : "an unlock"} needs requestId`);
+        const r = byId.get(a.requestId);
+        if (r === undefined || r.user === account.user || r.expiresAt <= nowMs) return refuse("unknown_request", "no open request addressed to you with this id");
+        out.push({ index, action: a.action, label, requestId: a.requestId });
+        return;
+      }
       default:
-        return refuse("rfq_malformed", 'action must be "request", "quote", "accept" or "cancel"');
+        return refuse("rfq_malformed", 'action must be "request", "quote", "accept", "cancel", "lock" or "unlock"');
     }
   });
   return { actions: out, refusals };

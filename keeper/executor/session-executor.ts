@@ -24,8 +24,8 @@ import { PLAN_MAX_CHARS } from "../brokers/decision-schema.ts";
 import { checkPrompt } from "../brokers/prompt-rules.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { buildContext, type BrokerSettings } from "./context-builder.ts";
-import type { CoveredView, MarketView, PairView, PhaseView, PitPort } from "./pit-port.ts";
-import { assess, DEFAULT_RULES, directivesForReply, enforce, enforceRfq, minimumCross, type Enforcement, type RecentOrder, type RuleConfig } from "./rules.ts";
+import type { CoveredView, MarketView, PairView, PhaseView, PitPort, RfqOutcome } from "./pit-port.ts";
+import { assess, DEFAULT_RULES, directivesForReply, enforce, enforceRfq, minimumCross, type EnforcedRfq, type Enforcement, type RecentOrder, type RuleConfig } from "./rules.ts";
 import { TickStats, type ExecutorStats, type TickReport } from "./tick-stats.ts";
 
 export interface ExecutorConfig {
@@ -795,15 +795,25 @@ export class SessionExecutor {
     });
     record.refusals.push(...checked.refusals);
     for (const x of checked.actions) {
-      const out =
-        x.action === "request"
-          ? this.port.rfqRequest(user, x.request)
-          : x.action === "quote"
-            ? this.port.rfqQuote(user, x.quote)
-            : x.action === "accept"
-              ? this.port.rfqAccept(user, x.accept)
-              : this.port.rfqCancel(user, x.requestId);
+      const out = this.sendRfq(user, x);
       if (!out.accepted) record.refusals.push({ code: "engine", text: `${x.label}: refused by the pit: ${out.reason ?? "rejected"}` });
+    }
+  }
+
+  private sendRfq(user: number, x: EnforcedRfq): RfqOutcome {
+    switch (x.action) {
+      case "request":
+        return this.port.rfqRequest(user, x.request);
+      case "quote":
+        return this.port.rfqQuote(user, x.quote);
+      case "accept":
+        return this.port.rfqAccept(user, x.accept);
+      case "cancel":
+        return this.port.rfqCancel(user, x.requestId);
+      case "lock":
+        return this.port.rfqLock(user, x.requestId);
+      case "unlock":
+        return this.port.rfqUnlock(user, x.requestId);
     }
   }
 

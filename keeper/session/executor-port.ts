@@ -202,7 +202,9 @@ export class ExecutorPort implements PitPort {
       size: q.size,
       ...(q.limit !== null ? { limit: q.limit } : {}),
       expiresAt: q.expiresAt,
-      remainder: "keep",
+      ...(q.whitelist !== undefined && q.whitelist.length > 0 ? { whitelist: q.whitelist } : {}),
+      ...(q.minFill !== undefined ? { minFill: q.minFill } : {}),
+      remainder: q.remainder ?? "keep",
     });
     return r.ok ? { accepted: true, id: r.seq } : { accepted: false, reason: r.reason };
   }
@@ -229,6 +231,16 @@ export class ExecutorPort implements PitPort {
 
   rfqCancel(user: number, requestId: number): RfqOutcome {
     const r = this.#pit.apply({ type: "rfq_cancel", user, requestId });
+    return r.ok ? { accepted: true } : { accepted: false, reason: r.reason };
+  }
+
+  rfqLock(user: number, requestId: number): RfqOutcome {
+    const r = this.#pit.apply({ type: "rfq_lock", user, requestId });
+    return r.ok ? { accepted: true } : { accepted: false, reason: r.reason };
+  }
+
+  rfqUnlock(user: number, requestId: number): RfqOutcome {
+    const r = this.#pit.apply({ type: "rfq_unlock", user, requestId });
     return r.ok ? { accepted: true } : { accepted: false, reason: r.reason };
   }
 

@@ -173,6 +173,24 @@ describe("keeper API thread", function () {
     expect(r.json).to.include({ error: "unknown_request" });
     const forged = await post("/trade/cancel", { ...(await signedTrade(alice, "cancel", { requestId: 7 })), requestId: 8 });
     expect(forged.status).to.equal(401);
+    // A whitelist (address[]) is checked there too, in whatever case the wallet sends it.
+    const ask = await signedTrade(alice, "request", { pair: "PEPE/USDC", side: "buy", size: 1, price: 0, ttlSec: 60, whitelist: [bob.address.toLowerCase()], minFill: 1, remainder: "drop" });
+    const asked = await post("/trade/request", { ...ask, whitelist: [bob.address] });
+    expect(asked.status, JSON.stringify(asked.json)).to.equal(200);
+    const requestId = asked.json.seq as number;
+    const hidden = JSON.parse((await get(`/api/quotes?account=${FAKE_DEPLOYMENT.treasury}`)).body) as { requests: { requestId: number }[] };
+    expect(hidden.requests.map((r) => r.requestId)).to.not.include(requestId);
+    const shown = JSON.parse((await get(`/api/quotes?account=${bob.address}`)).body) as { requests: { requestId: number; whitelisted: boolean }[] };
+    expect(shown.requests.find((r) => r.requestId === requestId)).to.include({ whitelisted: true });
+    const tampered = await post("/trade/request", { ...ask, minFill: 0 });
+    expect(tampered.status).to.equal(401);
+    const quoted = await post("/trade/quote", await signedTrade(bob, "quote", { requestId, price: 10_000, size: 1, ttlSec: 60 }));
+    expect(quoted.status, JSON.stringify(quoted.json)).to.equal(200);
+    const lock = await signedTrade(bob, "lock", { requestId });
+    expect((await post("/trade/lock", lock)).status).to.equal(200);
+    expect((await post("/trade/lock", lock)).json).to.include({ error: "replayed_nonce" });
+    expect((await post("/trade/unlock", await signedTrade(bob, "unlock", { requestId }))).status).to.equal(200);
+    expect((await post("/trade/cancel", await signedTrade(alice, "cancel", { requestId }))).status).to.equal(200);
   });
 
   it("streams from its thread: hello, published messages, and a slow subscriber dropped", async () => {

@@ -9,6 +9,7 @@ import type { FillEvent } from "../../keeper/core/types.ts";
 import { ManualClock } from "../../keeper/executor/clock.ts";
 import { SessionExecutor } from "../../keeper/executor/session-executor.ts";
 import { NOTHING, ok, ScriptedBroker } from "../support/executor.ts";
+import type { RfqAction } from "../../keeper/brokers/types.ts";
 import { PEPE, REF, TestPit } from "../support/pit.ts";
 
 const COUNTER = 99;
@@ -100,7 +101,10 @@ describe("executor/rfq (requests for quote through the session loop)", () => {
     expect(c12.rfqMine?.map((r) => [r.requestId, r.quotes])).to.deep.equal([[own12.seq, []]]);
     expect(encodeState(c11)).to.contain(`rfq in ${only11.seq} b 5 lim ${REF + 20} 9s`);
     expect(encodeState(c12)).to.not.contain(`rfq in ${only11.seq}`);
-    expect(encodeState(c12)).to.contain(`rfq mine ${own12.seq} s 3 lim - 9s quotes -`);
+    expect(encodeState(c12)).to.contain(`rfq mine ${own12.seq} s 3 lim - 9s min 1 quotes -`);
+    // Neither the requester's whitelist nor the requester shows to anyone.
+    expect(JSON.stringify(c11)).to.not.match(/whitelist/);
+    expect(Object.keys(c11.rfqIn![0]!).sort()).to.deep.equal(["expiresMs", "limit", "lock", "minFill", "myQuote", "pair", "requestId", "side", "size"]);
     await t.exec.finish({ aiLessons: false });
   });
 
@@ -132,6 +136,163 @@ describe("executor/rfq (requests for quote through the session loop)", () => {
       ["accept", false],
     ]);
     expect(b.contexts[3]!.refusals).to.include(`rfq 1 (accept on request ${request.outcome.id}): refused by the pit: unknown_quote`);
+    await t.exec.finish({ aiLessons: false });
+  });
+
+  /** A scripted broker per user whose n-th reply is `script[n - 1]` (nothing after the script ends). */
+  const scripted = (t: ReturnType<typeof setup>, user: number, script: ((ctx: BrokerContext) => RfqAction[] | null)[]) => {
+    const b = new ScriptedBroker(`scripted-${user}`, (ctx, n) => {
+      const rfq = script[n - 1]?.(ctx) ?? null;
+      return ok(rfq === null ? NOTHING : { ...NOTHING, rfq });
+    }, "rule");
+    t.add(user, b);
+    return b;
+  };
+  const requestOf = (ctx: BrokerContext) => ctx.rfqMine?.[0]?.requestId ?? ctx.rfqIn?.[0]?.requestId ?? 0;
+
+  it("a request with minFill, remainder drop and a whitelist: only the listed broker sees and quotes it, a quote below minFill is refused, and what an accept leaves is dropped", async () => {
+    const t = setup([10, 11, 12]);
+    const asker = scripted(t, 10, [
+      () => [{ action: "request", pair: "PEPE/USDC", side: "buy", size: 6, minFill: 3, remainder: "drop", whitelist: [11], ttlSec: 30 }],
+      () => null,
+      () => null,
+      (ctx) => [{ action: "accept", requestId: requestOf(ctx) }],
+    ]);
+    const listed = scripted(t, 11, [
+      () => null,
+      (ctx) => [
+        { action: "quote", requestId: requestOf(ctx), price: REF + 1, size: 2 },
+        { action: "quote", requestId: requestOf(ctx), price: REF + 1, size: 4 },
+      ],
+    ]);
+    const outsider = scripted(t, 12, [() => null, () => [{ action: "quote", requestId: t.pit.rfqReached[0]!.outcome.id!, price: REF, size: 6 }]]);
+
+    await t.step();
+    const made = t.pit.rfqReached[0]!;
+    expect(made).to.deep.include({ user: 10, type: "request" });
+    const requestId = made.outcome.id!;
+    expect(t.pit.pit.reads.rfqRequest(requestId)).to.deep.include({ size: 6, minFill: 3, remainder: "drop", whitelist: [11] });
+
+    await t.step(2);
+    expect(listed.contexts[1]!.rfqIn).to.have.length(1);
+    expect(listed.contexts[1]!.rfqIn![0]).to.deep.include({ requestId, minFill: 3, lock: null, myQuote: null });
+    expect(encodeState(listed.contexts[1]!)).to.contain(`rfq in ${requestId} b 6 lim - 29s min 3`);
+    // The outsider never sees it, and quoting it blind is refused before the pit.
+    expect(outsider.contexts[1]!.rfqIn).to.equal(undefined);
+    expect(outsider.contexts[2]!.refusals).to.include(`rfq 1 (quote on request ${requestId}): no open request addressed to you with this id`);
+    expect(t.pit.rfqReached.filter((x) => x.user === 12)).to.deep.equal([]);
+    // Below minFill the pit refuses the quote; the one at minFill or more stands.
+    expect(listed.contexts[2]!.refusals).to.include(`rfq 1 (quote on request ${requestId}): refused by the pit: rfq_below_min_fill`);
+    expect(asker.contexts[2]!.rfqMine![0]!.quotes!.map((q) => [q.quoter, q.size])).to.deep.equal([[11, 4]]);
+
+    await t.step(2);
+    expect(t.pit.rfqReached.find((x) => x.type === "accept")?.outcome).to.deep.include({ accepted: true, filled: 4 });
+    expect(t.blocks.map((b) => [b.taker, b.maker, b.size, b.price])).to.deep.equal([[10, 11, 4, REF + 1]]);
+    // 2 lots were left and the request said drop: it is gone, from the pit and from the context.
+    expect(t.pit.pit.reads.rfqRequest(requestId)).to.equal(null);
+    expect(asker.contexts[4]!.rfqMine).to.equal(undefined);
+    await t.exec.finish({ aiLessons: false });
+  });
+
+  it("lock and unlock: a quoter locks, the requester sees who holds it and cannot take another's quote, and takes it once unlocked", async () => {
+    const t = setup([10, 11, 12]);
+    const asker = scripted(t, 10, [
+      () => [{ action: "request", pair: "PEPE/USDC", side: "buy", size: 4, ttlSec: 30 }],
+      () => null,
+      () => null,
+      // 12's quote is the better one, but 11 holds the lock.
+      (ctx) => [{ action: "accept", requestId: requestOf(ctx), quoteId: ctx.rfqMine![0]!.quotes!.find((q) => q.quoter === 12)!.quoteId }],
+      () => null,
+      (ctx) => [{ action: "accept", requestId: requestOf(ctx), quoteId: ctx.rfqMine![0]!.quotes!.find((q) => q.quoter === 12)!.quoteId }],
+    ]);
+    const locker = scripted(t, 11, [
+      () => null,
+      (ctx) => [{ action: "quote", requestId: requestOf(ctx), price: REF + 2, size: 4 }],
+      (ctx) => [{ action: "lock", requestId: requestOf(ctx) }],
+      () => null,
+      (ctx) => [{ action: "unlock", requestId: requestOf(ctx) }],
+    ]);
+    const other = scripted(t, 12, [
+      () => null,
+      (ctx) => [{ action: "quote", requestId: requestOf(ctx), price: REF + 1, size: 4 }],
+      () => null,
+      (ctx) => [{ action: "lock", requestId: requestOf(ctx) }],
+      (ctx) => [{ action: "unlock", requestId: requestOf(ctx) }],
+    ]);
+
+    await t.step(3);
+    const requestId = t.pit.rfqReached[0]!.outcome.id!;
+    expect(t.pit.rfqReached.map((x) => [x.user, x.type, x.outcome.accepted])).to.deep.include.members([
+      [11, "lock", true],
+    ]);
+    await t.step();
+    // Tick 4: everyone is shown the lock, each as far as it concerns them.
+    expect(locker.contexts[3]!.rfqIn![0]!.lock).to.equal("you");
+    expect(other.contexts[3]!.rfqIn![0]!.lock).to.equal("other");
+    expect(asker.contexts[3]!.rfqMine![0]!.lockedBy).to.equal(11);
+    expect(encodeState(asker.contexts[3]!)).to.match(new RegExp(`rfq mine ${requestId} b 4 lim - \\d+s min 1 locked 11 quotes `));
+    expect(encodeState(other.contexts[3]!)).to.contain("locked other");
+    await t.step();
+    expect(other.contexts[4]!.refusals).to.include(`rfq 1 (lock on request ${requestId}): refused by the pit: rfq_locked`);
+    expect(asker.contexts[4]!.refusals).to.include(`rfq 1 (accept on request ${requestId}): refused by the pit: rfq_locked`);
+    expect(t.blocks).to.deep.equal([]);
+    await t.step();
+    // Tick 5: 11 let go; 12 never held the lock.
+    expect(other.contexts[5]!.refusals).to.include(`rfq 1 (unlock on request ${requestId}): refused by the pit: rfq_not_locked`);
+    expect(asker.contexts[5]!.rfqMine![0]!.lockedBy).to.equal(null);
+    expect(locker.contexts[5]!.rfqIn![0]!.lock).to.equal(null);
+    await t.step();
+    expect(t.blocks.map((b) => [b.taker, b.maker, b.size, b.price])).to.deep.equal([[10, 12, 4, REF + 1]]);
+    await t.exec.finish({ aiLessons: false });
+  });
+
+  it("refuses malformed or impossible minFill, remainder, whitelist, lock and unlock with reasons, before the pit", async () => {
+    const t = setup([10]);
+    const b = scripted(t, 10, [
+      () => [
+        { action: "request", pair: "PEPE/USDC", side: "buy", size: 5, minFill: 0 },
+        { action: "request", pair: "PEPE/USDC", side: "buy", size: 5, minFill: 6 },
+        { action: "request", pair: "PEPE/USDC", side: "buy", size: 5, remainder: "half" as "keep" },
+        { action: "request", pair: "PEPE/USDC", side: "buy", size: 5, whitelist: [11.5] },
+        { action: "request", pair: "PEPE/USDC", side: "buy", size: 5, whitelist: [10, 11] },
+      ],
+      () => [
+        { action: "lock" },
+        { action: "lock", requestId: 4242 },
+        { action: "unlock", requestId: 4242 },
+        { action: "request", pair: "PEPE/USDC", side: "buy", size: 5, whitelist: Array.from({ length: 65 }, (_, i) => 100 + i) },
+      ],
+    ]);
+    await t.step(3);
+    expect(t.pit.rfqReached).to.deep.equal([]);
+    expect(b.contexts[1]!.refusals).to.include.members([
+      "rfq 1 (request): minFill must be integer lots or null",
+      "rfq 2 (request): minFill 6 must lie between the pair's minimum size 1 and the request's size 5",
+      'rfq 3 (request): remainder must be "keep", "drop" or null',
+      "rfq 4 (request): whitelist must be null or at most 64 account ids",
+      "rfq 5 (request): your own account cannot quote your request",
+    ]);
+    expect(b.contexts[2]!.refusals).to.include.members([
+      "rfq 1 (lock): a lock needs requestId",
+      "rfq 2 (lock on request 4242): no open request addressed to you with this id",
+      "rfq 3 (unlock on request 4242): no open request addressed to you with this id",
+      "rfq 4 (request): whitelist must be null or at most 64 account ids",
+    ]);
+    await t.exec.finish({ aiLessons: false });
+  });
+
+  it("passes a well-formed request's minFill, remainder and whitelist to the pit; an empty whitelist is none", async () => {
+    const t = setup([10, 11]);
+    scripted(t, 10, [
+      () => [
+        { action: "request", pair: "PEPE/USDC", side: "sell", size: 5, minFill: 2, remainder: "keep", whitelist: [11], limit: REF - 5 },
+        { action: "request", pair: "PEPE/USDC", side: "buy", size: 3, minFill: null, remainder: null, whitelist: [] },
+      ],
+    ]);
+    await t.step();
+    const [a, b] = t.pit.rfqReached.map((x) => t.pit.pit.reads.rfqRequest(x.outcome.id!)!);
+    expect(a).to.deep.include({ side: "sell", size: 5, minFill: 2, remainder: "keep", whitelist: [11], limit: REF - 5 });
+    expect(b).to.deep.include({ side: "buy", size: 3, minFill: 1, remainder: "keep", whitelist: null });
     await t.exec.finish({ aiLessons: false });
   });
 });

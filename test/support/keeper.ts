@@ -70,16 +70,25 @@ export async function signed<T extends Record<string, unknown>>(
   return { ...fields, account, nonce: nonce.toString(), expiry, signature };
 }
 
-const TRADE_DEFAULTS = { pair: "", side: "", size: 0, price: 0, requestId: 0, quoteId: 0, ttlSec: 0 };
+const TRADE_DEFAULTS = { pair: "", side: "", size: 0, price: 0, requestId: 0, quoteId: 0, ttlSec: 0, whitelist: [] as string[], minFill: 0, remainder: "" };
+
+export type TradeFields = Partial<typeof TRADE_DEFAULTS>;
 
 /**
  * A signed body for POST /trade/<action>: the whole TradeAction struct is signed (unused fields
- * as 0 or ""), the body carries only the route's own fields.
+ * as 0, "" or []), the body carries only the route's own fields. A request keeps its remainder
+ * ("keep") unless told otherwise, as the route requires one.
  */
-export async function signedTrade<T extends Partial<typeof TRADE_DEFAULTS>>(signer: LocalAccount, action: "request" | "quote" | "accept" | "cancel", fields: T, opts: { vault?: Address } = {}) {
-  const full = { ...TRADE_DEFAULTS, ...fields, action };
+export async function signedTrade<T extends TradeFields>(
+  signer: LocalAccount,
+  action: "request" | "quote" | "accept" | "cancel" | "lock" | "unlock",
+  fields: T,
+  opts: { vault?: Address; nonce?: bigint; account?: Address } = {},
+) {
+  const own = action === "request" && fields.remainder === undefined ? { ...fields, remainder: "keep" } : fields;
+  const full = { ...TRADE_DEFAULTS, ...own, action };
   const body = await signed(signer, "TradeAction", full, opts);
   const { action: _a, ...rest } = body;
-  const own = new Set([...Object.keys(fields), "account", "nonce", "expiry", "signature"]);
-  return Object.fromEntries(Object.entries(rest).filter(([k]) => own.has(k)));
+  const keep = new Set([...Object.keys(own), "account", "nonce", "expiry", "signature"]);
+  return Object.fromEntries(Object.entries(rest).filter(([k]) => keep.has(k))) as Record<string, unknown>;
 }

@@ -117,7 +117,7 @@ export class TestPit implements PitPort {
     return this.port.fills(user, cursor);
   }
   /** Every rfq command that reached the pit, per user, with the core's answer. */
-  readonly rfqReached: { user: number; type: "request" | "quote" | "accept" | "cancel"; outcome: RfqOutcome }[] = [];
+  readonly rfqReached: { user: number; type: "request" | "quote" | "accept" | "cancel" | "lock" | "unlock"; outcome: RfqOutcome }[] = [];
   rfqs(user: number): RfqView[] {
     return this.port.rfqs(user);
   }
@@ -139,6 +139,16 @@ export class TestPit implements PitPort {
   rfqCancel(user: number, requestId: number): RfqOutcome {
     const outcome = this.port.rfqCancel(user, requestId);
     this.rfqReached.push({ user, type: "cancel", outcome });
+    return outcome;
+  }
+  rfqLock(user: number, requestId: number): RfqOutcome {
+    const outcome = this.port.rfqLock(user, requestId);
+    this.rfqReached.push({ user, type: "lock", outcome });
+    return outcome;
+  }
+  rfqUnlock(user: number, requestId: number): RfqOutcome {
+    const outcome = this.port.rfqUnlock(user, requestId);
+    this.rfqReached.push({ user, type: "unlock", outcome });
     return outcome;
   }
   expireRfqs(nowMs: number): number {
