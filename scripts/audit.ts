@@ -12,11 +12,12 @@
 // indexer cannot vouch for a dishonest keeper.
 //
 // Checks: the fill log's keccak256 equals the fillLogHash committed on-chain; the log is canonical
-// and for this session and vault; the posted batches rebuild the committed batch root and decode
-// to the indexed deltas; every token's deltas net to zero; the fills reproduce every delta; no
-// account ends below zero. A voided session is checked only for its committed fill log (nothing
-// it posted was applied). Prints a verdict; exits 0 if every check passes, 1 if any fails, 2 on a
-// usage or I/O error, 3 if the session is still settling (re-run after finalize).
+// and for this session and vault (its fills and block trades counted); the posted batches rebuild
+// the committed batch root and decode to the indexed deltas; every token's deltas net to zero; the
+// fills reproduce every delta; no account ends below zero. A voided session is checked only for its
+// committed fill log (nothing it posted was applied). Prints a verdict; exits 0 if every check
+// passes, 1 if any fails, 2 on a usage or I/O error, 3 if the session is still settling (re-run
+// after finalize).
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { createPublicClient, getAddress, http, keccak256, type Hex } from "viem";
@@ -246,6 +247,7 @@ export function auditSession(input: {
     hash === s.fillLogHash.toLowerCase(),
     hash === s.fillLogHash.toLowerCase() ? `keccak256 ${hash} as committed` : `keccak256 is ${hash}, committed ${s.fillLogHash}`,
   );
+  const hashCheck = checks[checks.length - 1]!;
 
   // 2. It is a well-formed log for this session and vault.
   const parsed = parseFillLog(new TextDecoder("utf-8", { fatal: false }).decode(bytes));
@@ -260,11 +262,12 @@ export function auditSession(input: {
     if (record.vault !== null && h.vault !== record.vault.address.toLowerCase()) problems.push(`header names vault ${h.vault}, indexed vault is ${record.vault.address}`);
     if (record.vault !== null && h.chainId !== record.vault.chainId) problems.push(`header names chain ${h.chainId}, indexed chain is ${record.vault.chainId}`);
     const fills = log.events.filter((e) => e.type === "fill").length;
+    const blocks = log.events.filter((e) => e.type === "fill" && e.block === true).length;
     check(
       "fill log format",
       problems.length === 0,
       problems.length === 0
-        ? `canonical, ${plural(log.balances.length, "opening balance")}, ${plural(fills, "fill")}, ${plural(log.events.length - fills, "transfer")}`
+        ? `canonical, ${plural(log.balances.length, "opening balance")}, ${plural(fills, "fill")} (${plural(blocks, "block trade")}), ${plural(log.events.length - fills, "transfer")}`
         : problems.join("; "),
     );
   }
@@ -344,6 +347,11 @@ export function auditSession(input: {
       mismatches.length === 0,
       mismatches.length === 0 ? `${plural(expected.size, "(account, token) delta")} recomputed, all equal` : listFirst(mismatches),
     );
+    // A log that is not the committed one yet reproduces every delta was changed where no value
+    // moves (a block trade's flag, a timestamp, a seq); without this the hash alone says nothing of what.
+    if (!hashCheck.ok && mismatches.length === 0) {
+      hashCheck.detail += "; its fills still reproduce every posted delta, so what changed moves no value (a block flag, a timestamp or a seq)";
+    }
 
     const opening = new Map(log.balances.map((b) => [keyOf(b.accountId, b.tokenIndex), b.amount]));
     const negative: string[] = [];

@@ -83,7 +83,7 @@ describe("audit (scripts/audit.ts) against an indexed vault", function () {
       1,
       [
         { pairId: 1, maker: a!, taker: b!, takerSide: "buy", priceTicks: 1_000n, sizeLots: 2_000_000n, makerFee: 0n, takerFee: 4_000n },
-        { pairId: 1, maker: c!, taker: a!, takerSide: "sell", priceTicks: 990n, sizeLots: 500_000n, makerFee: -250n, takerFee: 1_000n },
+        { pairId: 1, maker: c!, taker: a!, takerSide: "sell", priceTicks: 990n, sizeLots: 500_000n, makerFee: -250n, takerFee: 1_000n, block: true },
         { pairId: 1, maker: b!, taker: c!, takerSide: "buy", priceTicks: 1_020n, sizeLots: 700_000n, makerFee: 0n, takerFee: 1_400n },
       ],
       await opening(),
@@ -129,6 +129,7 @@ describe("audit (scripts/audit.ts) against an indexed vault", function () {
     for (const name of ["indexer matches the vault", "fill log hash", "fill log format", "batch chain root", "indexed deltas", "deltas net to zero", "fills reproduce deltas", "no negative balance"]) {
       expect(checkStatus(run, name), name).to.equal("ok");
     }
+    expect(run.stdout).to.match(/fill log format +canonical, \d+ opening balances, 3 fills \(1 block trade\), 0 transfers/);
   });
 
   it("fails a tampered fill log: the hash and the recomputed deltas both disagree", async function () {
@@ -144,6 +145,22 @@ describe("audit (scripts/audit.ts) against an indexed vault", function () {
     expect(checkStatus(run, "fills reproduce deltas")).to.equal("FAIL");
     expect(checkStatus(run, "batch chain root")).to.equal("ok");
     expect(run.stdout).to.match(/FAIL: session 1: 2 checks failed \(fill log hash, fills reproduce deltas\)/);
+    expect(run.stdout).to.not.match(/moves no value/);
+  });
+
+  it("fails a log whose block trade lost its flag on the hash alone, and says the change moves no value", async function () {
+    const tampered = structuredClone(honestLog);
+    const fill = tampered.events[1]!;
+    if (fill.type !== "fill" || fill.block !== true) throw new Error("expected a block trade");
+    delete fill.block;
+    const path = join(dir, "session-1-unmarked.jsonl");
+    writeFileSync(path, encodeFillLog(tampered));
+    const run = await audit("--session", "1", "--graphql", indexer.graphqlUrl, "--fill-log", path);
+    expect(run.code, run.stdout + run.stderr).to.equal(1);
+    expect(checkStatus(run, "fill log hash")).to.equal("FAIL");
+    expect(checkStatus(run, "fills reproduce deltas")).to.equal("ok");
+    expect(run.stdout).to.match(/committed 0x[0-9a-f]{64}; its fills still reproduce every posted delta, so what changed moves no value/);
+    expect(run.stdout).to.match(/3 fills \(0 block trades\)/);
   });
 
   it("fails a session whose posted deltas differ from the committed fills", async function () {
