@@ -68,6 +68,8 @@ export class PitViews {
       taker: t.taker,
       ts: t.ts,
       seq: t.tradeId,
+      // The schema's flag for a request for quote's trade: without it history shows a block as a book trade.
+      ...(t.block === true ? { block: true } : {}),
     }));
   }
 

@@ -4,6 +4,7 @@ import { connectFeed, getJSON } from "./api.js";
 import { createAccountPanel } from "./account.js";
 import { createChart } from "./chart.js";
 import {
+  applyBlockTrade,
   applyBook,
   applyFill,
   applyHello,
@@ -12,14 +13,31 @@ import {
   applyOutcryList,
   applyPhase,
   applyPnl,
+  applyQuote,
+  applyQuoteAccepted,
+  applyQuotes,
+  applyRfqEnd,
   applySession,
   applySettlement,
   applyTrades,
+  applyTradeRequest,
   createState,
   serverNow,
   tradingWindow,
 } from "./state.js";
-import { renderBook, renderClock, renderConn, renderHeader, renderLeaderboard, renderOutcry, renderPrompts, renderTape, renderTickers } from "./views.js";
+import {
+  renderBook,
+  renderClock,
+  renderConn,
+  renderHeader,
+  renderLeaderboard,
+  renderOutcry,
+  renderPrompts,
+  renderRequestClocks,
+  renderRequests,
+  renderTape,
+  renderTickers,
+} from "./views.js";
 import { formatChangePct, formatCompact } from "./format.js";
 import { normBrokers, normTopPrompts } from "./wire.js";
 
@@ -86,7 +104,8 @@ function renderChartPanel() {
   overlay.hidden = text === "";
   overlay.textContent = text;
   chart.update({
-    trades: ps.trades,
+    // Block trades print on the tape but, as in the keeper, do not make the price.
+    trades: ps.blocks > 0 ? ps.trades.filter((t) => !t.block) : ps.trades,
     units: ps.units,
     ref: ps.pair.referencePrice,
     window: tradingWindow(state),
@@ -108,6 +127,7 @@ function render() {
   if (d.has("chart")) renderChartPanel();
   if (d.has("tape")) renderTape(state);
   if (d.has("outcry")) renderOutcry(state);
+  if (d.has("rfq")) renderRequests(state);
   if (d.has("board")) renderLeaderboard(state);
   if (d.has("prompts")) renderPrompts(state, promptsSession);
   if (d.has("account")) account.render();
@@ -118,7 +138,7 @@ $("prompts-session").addEventListener("change", (e) => {
   mark(["prompts"]);
 });
 
-const account = createAccountPanel({ state, onChange: () => mark(["board", "outcry"]) });
+const account = createAccountPanel({ state, onChange: () => mark(["board", "outcry", "rfq"]) });
 
 /** A pair in a URL path: "PEPE-USDC". */
 const pairPath = (ps) => encodeURIComponent(ps.pair.symbol.replace("/", "-"));
@@ -144,9 +164,24 @@ async function loadTopPrompts() {
 async function loadBrokers() {
   try {
     for (const b of normBrokers(await getJSON("/api/brokers"))) state.brokers.set(b.id, b);
-    mark(["outcry", "board", "prompts", "account"]);
+    mark(["outcry", "board", "prompts", "account", "rfq"]);
   } catch {
     // names then fall back to the ids the feed carries
+  }
+}
+
+/**
+ * The open requests for quote: the hello does not carry them, so they come over HTTP after every
+ * hello (and with each snapshot while the stream is down); the stream keeps them from there.
+ */
+async function loadQuotes() {
+  const sessionId = state.session?.id;
+  const sentAt = state.rfq.epoch;
+  try {
+    const body = await getJSON("/api/quotes");
+    if (state.session?.id === sessionId) mark(applyQuotes(state, body, sentAt));
+  } catch {
+    // the stream's requests still show; the next hello asks again
   }
 }
 
@@ -160,6 +195,7 @@ async function loadSnapshot() {
     Promise.all(pairs.map((ps) => getJSON(`/api/trades/${pairPath(ps)}?limit=500`))),
     getJSON("/api/outcry?limit=50"),
     getJSON("/api/leaderboard"),
+    loadQuotes(),
   ]);
   if (helloAt > sentAt) return; // the stream's snapshot is newer; trades would merge, books would not
   if (books.status === "fulfilled") for (const b of books.value) mark(applyBook(state, b));
@@ -196,6 +232,7 @@ function onMessage(msg) {
       mark(applyHello(state, msg));
       if (!state.brokers.size) void loadBrokers();
       void loadHistory();
+      void loadQuotes();
       break;
     case "phase": {
       const { dirty: d, newSession } = applyPhase(state, msg);
@@ -213,9 +250,24 @@ function onMessage(msg) {
     case "fill":
     case "block_trade": // a request for quote's trade: off the book, on the tape all the same
       for (const fill of batched(msg)) {
-        mark(applyFill(state, fill));
+        mark(msg.type === "block_trade" ? applyBlockTrade(state, fill) : applyFill(state, fill));
         if (account.touches(fill.maker) || account.touches(fill.taker)) account.scheduleRefresh();
       }
+      break;
+    case "trade_request":
+      mark(applyTradeRequest(state, msg));
+      break;
+    case "quote":
+      mark(applyQuote(state, msg));
+      break;
+    case "quote_accepted":
+      mark(applyQuoteAccepted(state, msg));
+      break;
+    case "request_expired":
+      mark(applyRfqEnd(state, msg, "expired"));
+      break;
+    case "request_cancelled":
+      mark(applyRfqEnd(state, msg, "cancelled"));
       break;
     case "order":
       if (batched(msg).some((o) => account.touches(o.accountId ?? o.account))) account.scheduleRefresh();
@@ -271,11 +323,12 @@ void loadSession()
 
 setInterval(() => {
   renderClock(state);
+  renderRequestClocks(state);
   if (state.conn.status !== "live") renderConn(state);
   // While trading, the chart's "now" edge moves even without trades.
   if (state.session?.phase === "trading" && document.visibilityState === "visible") mark(["chart"]);
 }, 250);
-mark(["header", "conn", "tickers", "book", "chart", "tape", "outcry", "board", "prompts"]);
+mark(["header", "conn", "tickers", "book", "chart", "tape", "outcry", "rfq", "board", "prompts"]);
 
 // For tests and the curious: the live model of the pit.
 window.__cme = { state };

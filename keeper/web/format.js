@@ -213,6 +213,14 @@ export function formatClock(ms) {
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+/** Time left on a request or quote: "45s", "2:05", or "expiring" once due (the keeper sweeps it). */
+export function formatLeft(ms) {
+  if (!Number.isFinite(ms)) return "";
+  if (ms <= 0) return "expiring";
+  const total = Math.ceil(ms / 1000);
+  return total < 60 ? `${total}s` : `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+}
+
 export function formatTime(ts) {
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return "";

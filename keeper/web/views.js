@@ -1,7 +1,7 @@
 // Rendering of the pit's panels from the state. Text from brokers and users (outcry lines,
 // prompts, names) only ever goes through textContent: a model can shout anything.
-import { accountLabel, formatChangePct, formatClock, formatCompact, formatFixed, formatTime } from "./format.js";
-import { timeLeft, serverNow } from "./state.js";
+import { accountLabel, formatChangePct, formatClock, formatCompact, formatFixed, formatLeft, formatTime } from "./format.js";
+import { openRequests, timeLeft, serverNow } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -247,11 +247,15 @@ export function renderTape(state) {
   let fresh = prevTop !== null;
   for (const t of rows) {
     if (t.key === prevTop) fresh = false;
-    const row = el("div", `trade ${t.side === "sell" ? "down" : "up"}${fresh ? " new" : ""}`);
+    const row = el("div", `trade ${t.side === "sell" ? "down" : "up"}${fresh ? " new" : ""}${t.block ? " block" : ""}`);
     row.dataset.id = String(t.id);
     row.dataset.key = t.key;
-    row.append(el("span", "p", ps.units.price(t.price)), el("span", "s", ps.units.size(t.size)), el("span", "t", formatTime(t.ts)));
-    row.title = `${t.side === "sell" ? "seller" : "buyer"} took liquidity · maker #${t.maker ?? "?"} · taker #${t.taker ?? "?"}`;
+    const size = el("span", "s", ps.units.size(t.size));
+    if (t.block) size.prepend(el("b", "blk", "BLK"));
+    row.append(el("span", "p", ps.units.price(t.price)), size, el("span", "t", formatTime(t.ts)));
+    row.title = t.block
+      ? `block trade from a request for quote, off the book · ${t.side === "sell" ? "seller" : "buyer"} #${t.taker ?? "?"} asked · #${t.maker ?? "?"} quoted`
+      : `${t.side === "sell" ? "seller" : "buyer"} took liquidity · maker #${t.maker ?? "?"} · taker #${t.taker ?? "?"}`;
     tape.append(row);
   }
   lastTapeTop.pair = ps.pair.id;
@@ -284,12 +288,74 @@ function renderLiquidation(state, o) {
   return li;
 }
 
+/** Broker name and account label of an account id, as far as the leaderboard and outcry tell. */
+function whoParts(state, accountId) {
+  const a = state.accounts.get(accountId);
+  const parts = [];
+  if (a?.broker) {
+    const b = el("b", "broker", brokerName(state, a.broker));
+    b.style.setProperty("--hue", String(brokerHue(a.broker)));
+    parts.push(b);
+  }
+  parts.push(el("span", "acct", accountLabel(accountId, a?.address)));
+  return parts;
+}
+
+/** "Momentum 0xd601…a6e9": for sentences that name a second account. */
+function whoText(state, accountId) {
+  const a = state.accounts.get(accountId);
+  const label = accountLabel(accountId, a?.address);
+  return a?.broker ? `${brokerName(state, a.broker)} ${label}` : label;
+}
+
+const lotsOf = (ps, lots) => `${ps.units.size(lots)} ${ps.base.symbol}`;
+const CANCELLED = { user: "cancelled", session_end: "cancelled at the bell", liquidation: "cancelled: the requester was liquidated" };
+
+/** The feed's sentence for a request-for-quote line (state.js `apply*` of the RFQ messages). */
+function rfqText(state, o) {
+  const ps = state.pairs.get(o.trade?.pair ?? o.request?.pair ?? o.pair);
+  if (!ps) return "on a pair this session does not list";
+  if (o.event === "block") {
+    const t = o.trade;
+    return `${t.side === "buy" ? "bought" : "sold"} ${lotsOf(ps, t.size)} at ${ps.units.price(t.price)} ${t.side === "buy" ? "from" : "to"} ${whoText(state, t.maker)}`;
+  }
+  if (o.event === "request") {
+    const r = o.request;
+    const terms = [r.limit === null ? "no limit" : `limit ${ps.units.price(r.limit)}`, `open ${formatLeft(r.expiresAt - o.ts)}`];
+    if (r.whitelisted) terms.push("invited quoters only");
+    return `who ${r.side === "buy" ? "sells" : "buys"} ${lotsOf(ps, r.size)}? ${terms.join(" · ")}`;
+  }
+  const what = lotsOf(ps, o.remaining);
+  if (o.event === "accepted") {
+    const took = `took ${o.quoteIds.length} quote${o.quoteIds.length === 1 ? "" : "s"} for ${lotsOf(ps, o.filled)}`;
+    return o.status === "filled" ? `${took} · request filled` : o.status === "dropped" ? `${took} · the rest dropped` : `${took} · ${what} still open`;
+  }
+  const verb = o.side === "buy" ? "buy" : "sell";
+  const end = o.how === "expired" ? "expired" : (CANCELLED[o.reason] ?? `cancelled (${o.reason ?? "?"})`);
+  return `request to ${verb} ${what} ${end}`;
+}
+
+function renderRfqLine(state, o) {
+  const accountId = o.event === "block" ? o.trade.taker : o.event === "request" ? o.request.accountId : o.accountId;
+  const li = el("li", `rfq ${o.event}${isMine(state, { accountId }) ? " mine" : ""}`);
+  li.dataset.kind = "rfq";
+  li.dataset.event = o.event;
+  const who = el("span", "who");
+  who.append(el("b", "rfq-tag", o.event === "block" ? "BLK" : "RFQ"), ...whoParts(state, accountId));
+  li.append(el("time", "", formatTime(o.ts)), who, el("span", "rfq-line", rfqText(state, o)));
+  return li;
+}
+
 export function renderOutcry(state) {
   const list = $("outcry");
   list.textContent = "";
   for (const o of state.outcry.slice(0, 80)) {
     if (o.kind === "liquidation") {
       list.append(renderLiquidation(state, o));
+      continue;
+    }
+    if (o.kind === "rfq") {
+      list.append(renderRfqLine(state, o));
       continue;
     }
     const li = el("li", isMine(state, o) ? "mine" : "");
@@ -369,4 +435,66 @@ export function renderPrompts(state, chosen) {
     list.append(li);
   }
   $("prompts-empty").hidden = (current?.prompts ?? []).length > 0;
+}
+
+/** One open request: who asks for what, its terms and clock, then its quotes best first. */
+function requestItem(state, r, now) {
+  const ps = state.pairs.get(r.pair);
+  const li = el("li", `rq ${r.side}${r.locker !== null ? " locked" : ""}${isMine(state, { accountId: r.accountId }) ? " mine" : ""}`);
+  li.dataset.request = String(r.id);
+  const head = el("div", "rq-head");
+  const who = el("span", "who");
+  who.append(...whoParts(state, r.accountId));
+  const ttl = el("span", "rq-ttl", formatLeft(r.expiresAt - now));
+  ttl.dataset.expires = String(r.expiresAt);
+  ttl.title = "time left on the request";
+  head.append(who, el("span", `rq-side ${r.side === "buy" ? "up" : "down"}`, r.side === "buy" ? "buys" : "sells"), el("span", "rq-size", lotsOf(ps, r.size)), el("span", "rq-pair", ps.pair.symbol), ttl);
+
+  const terms = el("div", "rq-terms");
+  terms.append(el("span", "rq-limit", r.limit === null ? "no limit" : `limit ${ps.units.price(r.limit)}`), el("span", "rq-left", `${lotsOf(ps, r.remaining)} left`));
+  const count = `${r.quotes.length} quote${r.quotes.length === 1 ? "" : "s"}`;
+  terms.append(el("span", "rq-best", r.best ? `best ${ps.units.price(r.best.price)} · ${count}` : r.quotes.length ? count : "no quotes yet"));
+  if (r.locker !== null) {
+    const lock = el("span", "rq-lock", `locked by ${whoText(state, r.locker)}`);
+    lock.title = "only the locker's quote can be accepted while locked";
+    terms.append(lock);
+  }
+  if (r.whitelisted) terms.append(el("span", "rq-invite", "invited quoters only"));
+  li.append(head, terms);
+
+  if (r.quotes.length > 0) {
+    const quotes = el("ul", "rq-quotes");
+    for (const q of r.quotes) {
+      const item = el("li", `q${q === r.best ? " best" : ""}`);
+      item.dataset.quote = String(q.id);
+      const qwho = el("span", "who");
+      qwho.append(...whoParts(state, q.quoter));
+      item.append(qwho, el("span", "q-px", ps.units.price(q.price)), el("span", "q-size", `× ${lotsOf(ps, q.size)}`));
+      item.title = `${q.side === "sell" ? "offers" : "bids"} until ${formatTime(q.validUntil)}`;
+      quotes.append(item);
+    }
+    li.append(quotes);
+  }
+  return li;
+}
+
+/** The Requests list of the outcry panel. */
+export function renderRequests(state) {
+  const now = serverNow(state);
+  const open = openRequests(state).filter((r) => state.pairs.has(r.pair));
+  const list = $("rfq-list");
+  list.textContent = "";
+  for (const r of open) list.append(requestItem(state, r, now));
+  list.hidden = open.length === 0;
+  $("rfq-count").textContent = open.length === 0 ? "none open" : `${open.length} open`;
+}
+
+/** Called every 250 ms: the requests' clocks, without redrawing the list. */
+export function renderRequestClocks(state) {
+  const now = serverNow(state);
+  for (const t of document.querySelectorAll("#rfq-list .rq-ttl")) {
+    const left = Number(t.dataset.expires) - now;
+    t.textContent = formatLeft(left);
+    t.classList.toggle("urgent", left < 10_000);
+  }
 }

@@ -50,10 +50,11 @@ export function normBook(state, b) {
   return { pair, bids: b.bids.map(level), asks: b.asks.map(level), ts: b.ts };
 }
 
+/** A trade; `block` marks a request for quote's block trade (off the book: the requester is the taker, the quoter the maker). */
 export function normTrade(state, t) {
   const pair = pairIdOf(state, t.pair);
   if (pair === null) return null;
-  return { key: `${pair}:${t.seq}`, id: t.seq, pair, price: t.price, size: t.size, side: t.takerSide, maker: t.maker, taker: t.taker, ts: t.ts };
+  return { key: `${pair}:${t.seq}`, id: t.seq, pair, price: t.price, size: t.size, side: t.takerSide, maker: t.maker, taker: t.taker, ts: t.ts, block: t.block === true };
 }
 
 export function normOutcry(o) {
@@ -77,6 +78,46 @@ export function normLiquidation(l) {
     line: l.line ?? "",
     ts: l.ts,
   };
+}
+
+// Requests for quote (keeper/core/rfq.ts). Sides are the requester's for a request and the
+// quoter's (the other one) for a quote; sizes are lots, prices ticks; `limit` null is no limit.
+// The stream never says when a request is locked or unlocked: only GET /api/quotes does.
+
+export function normQuote(q) {
+  return { id: q.quoteId, requestId: q.requestId, quoter: q.quoter, side: q.side, price: q.price, size: q.size, validUntil: q.validUntil };
+}
+
+/** GET /api/quotes' request, or (without `remaining`, `lockedBy`, `quotes`) a `trade_request` message. */
+export function normRequest(state, r) {
+  const pair = pairIdOf(state, r.pair);
+  if (pair === null) return null;
+  return {
+    id: r.requestId,
+    pair,
+    accountId: r.accountId,
+    side: r.side,
+    size: r.size,
+    remaining: r.remaining ?? r.size,
+    limit: r.limit ?? null,
+    expiresAt: r.expiresAt,
+    whitelisted: r.whitelisted === true,
+    minFill: r.minFill,
+    remainder: r.remainder,
+    lockedBy: r.lockedBy ?? null,
+    quotes: (r.quotes ?? []).map(normQuote),
+    ts: r.ts ?? null,
+  };
+}
+
+/** `quote_accepted`: `status` "filled" or "dropped" ends the request, "open" keeps `remaining` open. */
+export function normAccepted(state, a) {
+  return { requestId: a.requestId, pair: pairIdOf(state, a.pair), accountId: a.accountId, side: a.side, filled: a.filled, quoteIds: a.quoteIds, remaining: a.remaining, status: a.status, ts: a.ts };
+}
+
+/** `request_expired` / `request_cancelled`: the request itself when `quoteId` is null, else one quote of it. */
+export function normRfqEnd(state, e, how) {
+  return { how, requestId: e.requestId, quoteId: e.quoteId ?? null, pair: pairIdOf(state, e.pair), accountId: e.accountId, side: e.side, remaining: e.remaining, reason: e.reason ?? null, ts: e.ts };
 }
 
 /** A leaderboard row: PnL and equity in quote base units, as decimal strings. */

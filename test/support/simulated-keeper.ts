@@ -2,7 +2,9 @@
 // it: `buildApp({ keeper: new SimulatedKeeper() })` gives the pit page (keeper/web/) the keeper's
 // routes, schemas, static files and /ws stream with no chain behind them. Three pairs and fourteen
 // brokers trade, shout, close and settle into the next session; signed actions go through the
-// keeper's EIP-712 verifier and come back with the keeper's refusals.
+// keeper's EIP-712 verifier and come back with the keeper's refusals. Requests for quote happen
+// only when a test makes them (requestQuote, quote, accept, lock, cancelRequest), and stream as
+// api/stream-publisher.ts streams the engine's events, in the engine's order (core/rfq.ts).
 //
 // Every value is typed with the API's wire types (keeper/api/wire.ts, derived from its JSON
 // schemas), so tsc checks that this sends exactly the shapes the routes and the stream declare.
@@ -26,7 +28,10 @@ import type {
   TokenWire,
   TopPromptWire,
   TradeWire,
-  WithdrawalWire, QuotesWire } from "../../keeper/api/wire.ts";
+  WithdrawalWire,
+  QuotesWire,
+  RfqRequestWire,
+} from "../../keeper/api/wire.ts";
 import { SESSION_TRANSITIONS, stepFrom, type SessionPhase } from "../../keeper/core/phases.ts";
 import { Prng } from "../../keeper/core/prng.ts";
 import { DEFAULT_MARKET, pairUnits } from "../../keeper/session/pairs.ts";
@@ -174,7 +179,13 @@ export interface SimulatedKeeperOptions {
   phaseSteps?: Partial<Record<TimedPhase, number>>;
   /** Registered accounts besides the brokers' (a test's wallet). */
   wallets?: SimWallet[];
+  /** The broker catalogue (default BROKERS); the script's accounts take its available brokers in turn. */
+  brokers?: BrokerWire[];
 }
+
+type RfqQuoteWire = RfqRequestWire["quotes"][number];
+/** An open request as GET /api/quotes shows it (its quotes kept in `quotes`, oldest first). */
+type SimRequest = RfqRequestWire;
 
 interface SimAccount {
   id: number;
@@ -204,6 +215,10 @@ export class SimulatedKeeper implements KeeperPort {
   readonly #domain: KeeperDomain = keeperDomain(CHAIN_ID, VAULT);
   readonly #fanout = new Fanout({ maxBufferedBytes: 1 << 20 });
   readonly #nonces = new Set<string>();
+  readonly #brokers: BrokerWire[];
+  /** Open requests for quote by id; ids are shared with quotes (the keeper's command seqs). */
+  readonly #requests = new Map<number, SimRequest>();
+  #nextRfqId = 1;
   readonly #accounts: SimAccount[] = [];
   readonly #sides: { bids: Map<number, Level>; asks: Map<number, Level> }[];
   readonly #fair: number[];
@@ -243,7 +258,8 @@ export class SimulatedKeeper implements KeeperPort {
     this.#phaseEndsAt = this.#now + this.#stepsLeft * this.#stepMs;
     this.#sides = PAIRS.map(() => ({ bids: new Map(), asks: new Map() }));
     this.#fair = PAIRS.map((p) => p.wire.referencePriceTicks);
-    const brokerIds = BROKERS.filter((b) => b.available).map((b) => b.id);
+    this.#brokers = opts.brokers ?? BROKERS;
+    const brokerIds = this.#brokers.filter((b) => b.available).map((b) => b.id);
     for (let i = 0; i < 14; i++) {
       const address = this.#randomAddress();
       this.#addAccount(address, brokerIds[i % brokerIds.length] ?? null, PROMPTS[i % PROMPTS.length] ?? null, true);
@@ -275,6 +291,109 @@ export class SimulatedKeeper implements KeeperPort {
   /** Closes every stream subscriber (tests: the page must reconnect). */
   dropClients(): void {
     this.#fanout.closeAll(1012, "simulated keeper restart");
+  }
+
+  // ---------------------------------------------------------------- requests for quote (tests)
+  // Each streams at once. The script checks what a test could get wrong about the pit's rules
+  // (throws), not margin: every block trade goes through.
+
+  /** An account asks the pit for a block (trade_request); open for `ttlSteps` steps. Returns its id. */
+  requestQuote(o: { accountId: number; pair: string; side: "buy" | "sell"; size: number; limit?: number | null; ttlSteps: number; whitelisted?: boolean; minFill?: number; remainder?: "keep" | "drop" }): number {
+    if (this.#phase !== "trading") throw new Error(`requests for quote only while trading (now ${this.#phase})`);
+    this.#account(o.accountId);
+    if (!PAIRS.some((p) => p.wire.symbol === o.pair)) throw new Error(`no pair ${o.pair}`);
+    const r: SimRequest = {
+      requestId: this.#nextRfqId++,
+      pair: o.pair,
+      accountId: o.accountId,
+      side: o.side,
+      size: o.size,
+      remaining: o.size,
+      limit: o.limit ?? null,
+      expiresAt: this.#now + o.ttlSteps * this.#stepMs,
+      whitelisted: o.whitelisted ?? false,
+      minFill: o.minFill ?? 1,
+      remainder: o.remainder ?? "keep",
+      lockedBy: null,
+      quotes: [],
+    };
+    this.#requests.set(r.requestId, r);
+    const { remaining: _r, lockedBy: _l, quotes: _q, ...wire } = r;
+    this.#queue.push({ type: "trade_request", ...wire, ts: this.#now });
+    this.#rfqChanged();
+    return r.requestId;
+  }
+
+  /** A quote on an open request (quote), replacing the quoter's earlier one (request_cancelled "replaced"). Returns its id. */
+  quote(o: { requestId: number; quoter: number; price: number; size: number; ttlSteps: number }): number {
+    const r = this.#openRequest(o.requestId);
+    this.#account(o.quoter);
+    if (o.quoter === r.accountId) throw new Error("a requester cannot quote its own request");
+    if (r.lockedBy !== null && r.lockedBy !== o.quoter) throw new Error(`request ${r.requestId} is locked by #${r.lockedBy}`);
+    const old = r.quotes.find((q) => q.quoter === o.quoter);
+    if (old !== undefined) this.#endQuote(r, old, "request_cancelled", "replaced");
+    const q: RfqQuoteWire = { quoteId: this.#nextRfqId++, requestId: r.requestId, pair: r.pair, quoter: o.quoter, side: r.side === "buy" ? "sell" : "buy", price: o.price, size: o.size, validUntil: this.#now + o.ttlSteps * this.#stepMs };
+    r.quotes.push(q);
+    this.#queue.push({ type: "quote", ...q, ts: this.#now });
+    this.#rfqChanged();
+    return q.quoteId;
+  }
+
+  /** A quoter with a live quote locks the request: the stream says nothing, GET /api/quotes shows `lockedBy`. */
+  lock(requestId: number, quoter: number): void {
+    const r = this.#openRequest(requestId);
+    if (!r.quotes.some((q) => q.quoter === quoter)) throw new Error(`#${quoter} has no live quote on request ${requestId}`);
+    r.lockedBy = quoter;
+    this.#version++;
+  }
+
+  /**
+   * The requester takes one quote, or the best ones (lowest price for a buy request) up to `size`
+   * lots: quote_accepted, a block_trade per quote taken, then, if the request ends, its other
+   * quotes (request_cancelled "request_ended").
+   */
+  accept(o: { requestId: number; quoteId?: number; size?: number }): void {
+    const r = this.#openRequest(o.requestId);
+    const sign = r.side === "buy" ? 1 : -1;
+    const live = r.quotes.filter((q) => q.validUntil > this.#now && (r.lockedBy === null || q.quoter === r.lockedBy));
+    const chosen = o.quoteId !== undefined ? live.filter((q) => q.quoteId === o.quoteId) : live.sort((a, b) => sign * (a.price - b.price) || a.quoteId - b.quoteId);
+    if (chosen.length === 0) throw new Error(`no live quote to take on request ${r.requestId}`);
+    const want = o.size ?? r.remaining;
+    const taken: { q: RfqQuoteWire; lots: number }[] = [];
+    let left = want;
+    for (const q of chosen) {
+      if (left < r.minFill) break;
+      const lots = Math.min(left, q.size);
+      taken.push({ q, lots });
+      left -= lots;
+    }
+    r.remaining -= want - left;
+    const status = r.remaining === 0 ? "filled" : r.remainder === "drop" || r.remaining < r.minFill ? "dropped" : "open";
+    this.#queue.push({
+      type: "quote_accepted",
+      requestId: r.requestId,
+      pair: r.pair,
+      accountId: r.accountId,
+      side: r.side,
+      filled: want - left,
+      quoteIds: taken.map((t) => t.q.quoteId),
+      remaining: status === "open" ? r.remaining : 0,
+      status,
+      ts: this.#now,
+    });
+    for (const { q, lots } of taken) {
+      this.#blockTrade(r, q, lots);
+      r.quotes.splice(r.quotes.indexOf(q), 1);
+      if (r.lockedBy === q.quoter) r.lockedBy = null;
+    }
+    if (status !== "open") this.#closeRequest(r, null, "request_ended");
+    this.#rfqChanged();
+  }
+
+  /** The requester cancels its request; its quotes end first (request_ended). */
+  cancelRequest(requestId: number): void {
+    this.#closeRequest(this.#openRequest(requestId), "request_cancelled", "request_ended", "user");
+    this.#rfqChanged();
   }
 
   // ---------------------------------------------------------------- reads
@@ -310,10 +429,9 @@ export class SimulatedKeeper implements KeeperPort {
     return this.#trades.filter((t) => t.pair === pair).slice(-limit).reverse();
   }
 
-  /** Newest first. */
-  /** The script trades through the book only: no requests for quote. */
+  /** Open requests for quote with their live quotes, oldest first, as the keeper lists them. */
   quotes(): QuotesWire {
-    return { requests: [] };
+    return { requests: structuredClone([...this.#requests.values()]) };
   }
 
   async tradeAction(_req: Signed & TradeActionBody): Promise<ActionOutcome<TradeActionResult>> {
@@ -338,7 +456,7 @@ export class SimulatedKeeper implements KeeperPort {
   }
 
   brokers(): BrokerWire[] {
-    return BROKERS;
+    return this.#brokers;
   }
 
   account(address: string): AccountWire {
@@ -400,7 +518,7 @@ export class SimulatedKeeper implements KeeperPort {
 
   setBroker(req: Signed & { brokerId: string }): Promise<ActionOutcome<UserSettingsView>> {
     return this.#userAction("SetBroker", req, { brokerId: req.brokerId }, (a) => {
-      const b = BROKERS.find((x) => x.id === req.brokerId);
+      const b = this.#brokers.find((x) => x.id === req.brokerId);
       if (b === undefined) return refused(400, "unknown_broker", `no broker "${req.brokerId}" in the catalogue (GET /api/brokers)`, "brokerId");
       if (!b.available) return refused(409, "broker_unavailable", `broker "${b.id}" is unavailable: ${b.reason ?? ""}`, "brokerId");
       a.broker = b.id;
@@ -585,7 +703,10 @@ export class SimulatedKeeper implements KeeperPort {
   #advance(): void {
     this.#now += this.#stepMs;
     this.#version++;
-    if (this.#phase === "trading") this.#tradeStep();
+    if (this.#phase === "trading") {
+      this.#tradeStep();
+      this.#expireRfq();
+    }
     const over = this.#phase === "settling" ? this.#settleStep() : --this.#stepsLeft <= 0;
     if (over) this.#enter(nextPhase(this.#phase));
     else if (this.#phase === "trading") this.#queue.push({ type: "pnl", rows: this.leaderboard() });
@@ -593,7 +714,11 @@ export class SimulatedKeeper implements KeeperPort {
 
   #enter(next: SessionPhase): void {
     if (next === "pre_session") this.#openNextSession();
-    if (next === "closing") this.#closeBooks();
+    if (next === "closing") {
+      this.#closeBooks();
+      // end_trading: every request and quote ends with the session.
+      for (const r of [...this.#requests.values()]) this.#closeRequest(r, "request_cancelled", "session_end", "session_end");
+    }
     if (next === "settling") {
       const deltaCount = this.#accounts.filter((a) => a.demo).length * 2;
       this.#settlement = { sessionId: this.#sessionId, status: "planned", batchCount: 3, batchesConfirmed: 0, batchRoot: null, fillLogHash: null, deltaCount, onChain: null, transactions: [] };
@@ -610,6 +735,7 @@ export class SimulatedKeeper implements KeeperPort {
   #openNextSession(): void {
     this.#sessionId += 1;
     this.#trades = [];
+    this.#requests.clear();
     this.#nextTradeSeq = 1;
     for (const a of this.#accounts) {
       // The finalized session's deltas are vault balances now, as on-chain.
@@ -771,6 +897,66 @@ export class SimulatedKeeper implements KeeperPort {
       .replaceAll("{ask}", book.asks[0] ? priceText(p, book.asks[0].price) : p.wire.referencePrice)
       .replaceAll("{size}", wholeTokens.toString());
     this.#recordOutcry({ account: a.address, accountId: a.id, broker: a.broker ?? "", line, ts: this.#now });
+  }
+
+  // ---------------------------------------------------------------- requests for quote (the engine's events)
+
+  #rfqChanged(): void {
+    this.#version++;
+    this.#flush();
+  }
+
+  #account(id: number): SimAccount {
+    const a = this.#accounts.find((x) => x.id === id);
+    if (a === undefined) throw new Error(`no account #${id}`);
+    return a;
+  }
+
+  #openRequest(id: number): SimRequest {
+    const r = this.#requests.get(id);
+    if (r === undefined) throw new Error(`no open request ${id}`);
+    return r;
+  }
+
+  /** The sweep (rfq_expire) the keeper sends each tick: due quotes first, then due requests with their quotes. */
+  #expireRfq(): void {
+    for (const r of this.#requests.values()) {
+      for (const q of r.quotes.filter((x) => x.validUntil <= this.#now)) this.#endQuote(r, q, "request_expired");
+    }
+    for (const r of [...this.#requests.values()]) if (r.expiresAt <= this.#now) this.#closeRequest(r, "request_expired", "request_ended");
+  }
+
+  #endQuote(r: SimRequest, q: RfqQuoteWire, type: "request_expired" | "request_cancelled", reason?: string): void {
+    r.quotes.splice(r.quotes.indexOf(q), 1);
+    if (r.lockedBy === q.quoter && reason !== "replaced") r.lockedBy = null;
+    const end = { requestId: r.requestId, quoteId: q.quoteId, pair: r.pair, accountId: q.quoter, side: q.side, remaining: q.size, ts: this.#now };
+    this.#queue.push(type === "request_expired" ? { type, ...end } : { type, ...end, reason: reason ?? "user" });
+  }
+
+  /** Ends a request after its quotes; `type` null when quote_accepted already said it ended. */
+  #closeRequest(r: SimRequest, type: "request_expired" | "request_cancelled" | null, quoteReason: string, reason = "user"): void {
+    for (const q of [...r.quotes]) this.#endQuote(r, q, "request_cancelled", quoteReason);
+    this.#requests.delete(r.requestId);
+    if (type === null) return;
+    const end = { requestId: r.requestId, quoteId: null, pair: r.pair, accountId: r.accountId, side: r.side, remaining: r.remaining, ts: this.#now };
+    this.#queue.push(type === "request_expired" ? { type, ...end } : { type, ...end, reason });
+  }
+
+  /** One block trade at the quote's price: the requester takes, the quoter makes; on the tape, off the book. */
+  #blockTrade(r: SimRequest, q: RfqQuoteWire, lots: number): void {
+    const pi = PAIRS.findIndex((p) => p.wire.symbol === r.pair);
+    const p = PAIRS[pi]!;
+    const trade: TradeWire = { pair: r.pair, price: q.price, size: lots, takerSide: r.side, maker: q.quoter, taker: r.accountId, ts: this.#now, seq: this.#nextTradeSeq++, block: true };
+    this.#trades.push(trade);
+    this.#queue.push({ type: "block_trade", ...trade });
+    const sign = r.side === "buy" ? 1 : -1;
+    const quote = BigInt(sign) * BigInt(q.price) * BigInt(lots) * BigInt(p.wire.quotePerTickLot);
+    const taker = this.#account(r.accountId);
+    const maker = this.#account(q.quoter);
+    taker.lots[pi] = taker.lots[pi]! + sign * lots;
+    taker.quoteDelta -= quote;
+    maker.lots[pi] = maker.lots[pi]! - sign * lots;
+    maker.quoteDelta += quote;
   }
 
   #recordOutcry(entry: OutcryWire): void {

@@ -134,6 +134,21 @@ describe("the pit page on the running demo (chromium)", function () {
     );
     const keeperOutcry = (await (await fetch(`${demo.keeperUrl}/api/outcry?limit=5`)).json()) as { line: string }[];
     expect(closed.trades, "trades on the page vs the keeper's").to.equal(keeperTrades.reduce((a, b) => a + b, 0));
+    // Requests for quote: the momentum brokers ask for a block whenever the book's top is too thin
+    // for their clip, which the demo's session does several times. The block trades among the
+    // trades are exactly the keeper's (their number is up to the market).
+    const keeperBlocks = await Promise.all(
+      session.pairs.map(async (p) => ((await (await fetch(`${demo!.keeperUrl}/api/trades/${p.symbol.replace("/", "-")}?limit=500`)).json()) as { block?: boolean }[]).filter((t) => t.block === true).length),
+    );
+    const pageRfq = await page.evaluate(() => {
+      const s = (window as unknown as { __cme: { state: { pairs: Map<number, { trades: { block: boolean }[] }>; outcry: { kind?: string; event?: string }[] } } }).__cme.state;
+      return {
+        blocks: [...s.pairs.values()].reduce((n, ps) => n + ps.trades.filter((t) => t.block).length, 0),
+        feed: s.outcry.filter((o) => o.kind === "rfq").map((o) => o.event),
+      };
+    });
+    expect(pageRfq.blocks, "block trades on the page vs the keeper's").to.equal(keeperBlocks.reduce((a, b) => a + b, 0));
+    expect(pageRfq.feed, "requests for quote in the page's feed").to.include("request");
     expect(closed.outcryLines, "newest shouts on the page vs the keeper's").to.deep.equal(keeperOutcry.map((o) => o.line));
 
     // The session settles: the page lists its published top prompts (the example prompts).

@@ -12,7 +12,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { decodeFunctionData, encodeFunctionData, getAddress, parseAbi, recoverTypedDataAddress, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { buildApp } from "../../keeper/api/app.ts";
-import type { LeaderboardRowWire, PairWire, StreamMessage } from "../../keeper/api/wire.ts";
+import type { BrokerWire, LeaderboardRowWire, PairWire, StreamMessage } from "../../keeper/api/wire.ts";
 import { ACTION_TYPES } from "../../keeper/auth/eip712.ts";
 import { PROMPT_MAX_CHARS } from "../../keeper/brokers/prompt-rules.ts";
 import { KEEP_NAMES_SHIM, launchBrowser } from "../support/browser.ts";
@@ -478,6 +478,255 @@ describe("pit page (keeper/web) in chromium, served by the keeper's app", functi
     }
   });
 
+  // Requests for quote on their own pit, so their steps leave the shared market alone. A broker of
+  // the catalogue has a hostile name: the page must print it as text wherever it names the broker.
+  describe("requests for quote", () => {
+    const EVIL = `<img src=x onerror="window.__pwned=1">Evil Desk`;
+    const catalogue: BrokerWire[] = [...BROKERS, { id: "evil-desk", kind: "rule", name: EVIL, available: true, description: "a name that is markup" }];
+    let rfq: Served;
+    let k: SimulatedKeeper;
+
+    before(async () => {
+      rfq = await serve({ seed: 11, warmupSteps: 20, brokers: catalogue });
+      k = rfq.keeper;
+    });
+
+    after(async () => {
+      await rfq?.app.close();
+    });
+
+    const wif = () => k.session().pairs[1] as PairWire;
+    const rowOf = (broker: string) => {
+      const row = k.leaderboard().find((r) => r.broker === broker);
+      if (row === undefined) throw new Error(`no account trades as ${broker}`);
+      return row;
+    };
+    const accountOf = (broker: string) => rowOf(broker).accountId;
+    /** How the page names an account: its broker's name and its short address. */
+    const who = (broker: string) => `${catalogue.find((b) => b.id === broker)?.name} ${shortAddr(rowOf(broker).account)}`;
+    /** WIF's lot is one whole WIF: the page prints a size under a thousand lots with two decimals. */
+    const wifSize = (lots: number) => `${lots}.00 WIF`;
+
+    async function openRfqPit(viewport?: { width: number; height: number }): Promise<{ page: Page; errors: string[] }> {
+      const opened = await openPit(viewport, rfq.url);
+      // The tape shows the selected pair; these tests trade blocks of WIF.
+      await opened.page.click(`#tickers button[data-pair="${wif().id}"]`);
+      await opened.page.waitForFunction(() => document.querySelector("#tape-pair")?.textContent === "WIF/USDC");
+      return opened;
+    }
+
+    /** A request as the list shows it: who, then each part of its head and terms, then its quotes. */
+    interface RequestView {
+      id: string;
+      who: string;
+      head: string[];
+      terms: string[];
+      quotes: { id: string; who: string; price: string; size: string; best: boolean }[];
+    }
+
+    function readRequests(page: Page): Promise<RequestView[]> {
+      return page.evaluate(() => {
+        const who = (e: Element | null) => [...(e?.querySelectorAll(".broker, .acct") ?? [])].map((x) => x.textContent).join(" ");
+        const parts = (e: Element | null) => [...(e?.children ?? [])].filter((x) => !x.classList.contains("who")).map((x) => x.textContent ?? "");
+        return [...document.querySelectorAll<HTMLElement>("#rfq-list li.rq")].map((li) => ({
+          id: li.dataset.request ?? "",
+          who: who(li.querySelector(".rq-head .who")),
+          head: parts(li.querySelector(".rq-head")),
+          terms: parts(li.querySelector(".rq-terms")),
+          quotes: [...li.querySelectorAll<HTMLElement>(".q")].map((q) => ({
+            id: q.dataset.quote ?? "",
+            who: who(q.querySelector(".who")),
+            price: q.querySelector(".q-px")?.textContent ?? "",
+            size: q.querySelector(".q-size")?.textContent ?? "",
+            best: q.classList.contains("best"),
+          })),
+        }));
+      });
+    }
+
+    /** Waits until request `id` is listed with `quotes` quote ids in that order (best first), then reads it. */
+    async function requestView(page: Page, id: number, quotes: number[]): Promise<RequestView> {
+      await page.waitForFunction(
+        ([id, want]) => {
+          const li = document.querySelector(`#rfq-list li.rq[data-request="${id}"]`);
+          return li !== null && [...li.querySelectorAll<HTMLElement>(".q")].map((q) => q.dataset.quote).join() === want;
+        },
+        [id, quotes.join()] as const,
+      );
+      return (await readRequests(page)).find((r) => r.id === String(id))!;
+    }
+
+    const gone = (page: Page, id: number) => page.waitForFunction((id) => document.querySelector(`#rfq-list li.rq[data-request="${id}"]`) === null, id);
+
+    /** The feed's request-for-quote lines, newest first: the tag, who, and the sentence. */
+    const feedLines = (page: Page) =>
+      page.evaluate(() =>
+        [...document.querySelectorAll<HTMLElement>("#outcry li.rfq")].map((li) => ({
+          event: li.dataset.event ?? "",
+          tag: li.querySelector(".rfq-tag")?.textContent ?? "",
+          who: [...li.querySelectorAll(".who .broker, .who .acct")].map((x) => x.textContent).join(" "),
+          text: li.querySelector(".rfq-line")?.textContent ?? "",
+        })),
+      );
+
+    it("shows a request and its quotes live, best first, then the accept as block trades on the tape and in the feed", async () => {
+      const { page, errors } = await openRfqPit();
+      const pair = wif();
+      const ask = k.book(pair.symbol, 1)?.asks[0]?.price ?? 0;
+      const id = k.requestQuote({ accountId: accountOf("momentum"), pair: pair.symbol, side: "buy", size: 40, limit: ask + 20, ttlSteps: 30 });
+      const opened = await requestView(page, id, []);
+      expect(opened.who).to.equal(who("momentum"));
+      expect(opened.head.slice(0, 3)).to.deep.equal(["buys", wifSize(40), "WIF/USDC"]);
+      expect(opened.terms).to.deep.equal([`limit ${price(pair, ask + 20)}`, `${wifSize(40)} left`, "no quotes yet"]);
+      const [line] = await feedLines(page);
+      expect(line).to.deep.equal({ event: "request", tag: "RFQ", who: who("momentum"), text: `who sells ${wifSize(40)}? limit ${price(pair, ask + 20)} · open 30s` });
+      // Not a broker's shout: no quotation marks around it.
+      expect(await page.locator("#outcry li.rfq q").count()).to.equal(0);
+
+      const mm = k.quote({ requestId: id, quoter: accountOf("market-maker"), price: ask + 12, size: 25, ttlSteps: 20 });
+      const scalper = k.quote({ requestId: id, quoter: accountOf("scalper"), price: ask + 8, size: 40, ttlSteps: 20 });
+      // A buy request: the lowest offer is the best.
+      const quoted = await requestView(page, id, [scalper, mm]);
+      expect(quoted.quotes).to.deep.equal([
+        { id: String(scalper), who: who("scalper"), price: price(pair, ask + 8), size: `× ${wifSize(40)}`, best: true },
+        { id: String(mm), who: who("market-maker"), price: price(pair, ask + 12), size: `× ${wifSize(25)}`, best: false },
+      ]);
+      expect(quoted.terms[2]).to.equal(`best ${price(pair, ask + 8)} · 2 quotes`);
+
+      // The market maker improves: its new quote replaces the old one.
+      const better = k.quote({ requestId: id, quoter: accountOf("market-maker"), price: ask + 5, size: 25, ttlSteps: 20 });
+      const improved = await requestView(page, id, [better, scalper]);
+      expect(improved.terms[2]).to.equal(`best ${price(pair, ask + 5)} · 2 quotes`);
+
+      // Accepting the best quotes: 25 from the market maker, then 15 of the scalper's 40.
+      const lastBefore = (await page.textContent("#spread .last")) ?? "";
+      expect(lastBefore).to.not.contain(price(pair, ask + 5)).and.not.contain(price(pair, ask + 8));
+      k.accept({ requestId: id });
+      const [second, first] = k.trades(pair.symbol, 2) ?? [];
+      expect([first?.block, first?.size, first?.price, second?.block, second?.size, second?.price]).to.deep.equal([true, 25, ask + 5, true, 15, ask + 8]);
+      await gone(page, id);
+      await page.waitForFunction((seq) => (document.querySelector("#tape .trade") as HTMLElement | null)?.dataset.id === seq, String(second?.seq));
+      const tape = await page.evaluate(() =>
+        [...document.querySelectorAll<HTMLElement>("#tape .trade")].slice(0, 3).map((r) => ({ id: r.dataset.id, block: r.classList.contains("block"), tag: r.querySelector(".blk")?.textContent ?? "" })),
+      );
+      expect(tape).to.deep.equal([
+        { id: String(second?.seq), block: true, tag: "BLK" },
+        { id: String(first?.seq), block: true, tag: "BLK" },
+        { id: tape[2]?.id, block: false, tag: "" },
+      ]);
+      // As in the keeper, a block trade is off the book and sets no last price.
+      expect(await page.textContent("#spread .last")).to.equal(lastBefore);
+      expect((await feedLines(page)).slice(0, 3)).to.deep.equal([
+        { event: "block", tag: "BLK", who: who("momentum"), text: `bought ${wifSize(15)} at ${price(pair, ask + 8)} from ${who("scalper")}` },
+        { event: "block", tag: "BLK", who: who("momentum"), text: `bought ${wifSize(25)} at ${price(pair, ask + 5)} from ${who("market-maker")}` },
+        { event: "accepted", tag: "RFQ", who: who("momentum"), text: `took 2 quotes for ${wifSize(40)} · request filled` },
+      ]);
+      expect(await page.textContent("#rfq-count")).to.equal("none open");
+      expect(errors).to.deep.equal([]);
+      await page.close();
+    });
+
+    it("takes a quote off when it expires, and the request when it expires, saying so in the feed", async () => {
+      const { page, errors } = await openRfqPit();
+      const pair = wif();
+      const bid = k.book(pair.symbol, 1)?.bids[0]?.price ?? 0;
+      const id = k.requestQuote({ accountId: accountOf("mean-reversion"), pair: pair.symbol, side: "sell", size: 12, ttlSteps: 2 });
+      const quote = k.quote({ requestId: id, quoter: accountOf("gpt-4.1-mini"), price: bid - 3, size: 12, ttlSteps: 1 });
+      const quoted = await requestView(page, id, [quote]);
+      expect(quoted.head.slice(0, 2)).to.deep.equal(["sells", wifSize(12)]);
+      expect(quoted.terms).to.deep.equal(["no limit", `${wifSize(12)} left`, `best ${price(pair, bid - 3)} · 1 quote`]);
+
+      // The sweep of the next step expires the quote; the request stays open a step longer.
+      k.step(1);
+      const unquoted = await requestView(page, id, []);
+      expect(unquoted.terms[2]).to.equal("no quotes yet");
+      k.step(1);
+      await gone(page, id);
+      const [ended] = await feedLines(page);
+      expect(ended).to.deep.equal({ event: "ended", tag: "RFQ", who: who("mean-reversion"), text: `request to sell ${wifSize(12)} expired` });
+      expect(errors).to.deep.equal([]);
+      await page.close();
+    });
+
+    it("loads the open requests over HTTP on start, lock and all, and again after a reconnect", async () => {
+      const pair = wif();
+      const ask = k.book(pair.symbol, 1)?.asks[0]?.price ?? 0;
+      const mm = accountOf("market-maker");
+      // Made before the page opens: the hello carries no requests, so only GET /api/quotes can show them.
+      const id = k.requestQuote({ accountId: accountOf("llama-3.1-8b"), pair: pair.symbol, side: "buy", size: 30, limit: ask + 10, ttlSteps: 60, whitelisted: true });
+      const quote = k.quote({ requestId: id, quoter: mm, price: ask + 4, size: 30, ttlSteps: 60 });
+      k.lock(id, mm);
+      // And a block traded before: the hello's trades mark it, so the tape tags it too.
+      const traded = k.requestQuote({ accountId: accountOf("scalper"), pair: pair.symbol, side: "sell", size: 3, ttlSteps: 60 });
+      k.quote({ requestId: traded, quoter: accountOf("gpt-4.1-mini"), price: ask - 6, size: 3, ttlSteps: 60 });
+      k.accept({ requestId: traded });
+      const block = k.trades(pair.symbol, 1)?.[0];
+      expect(block).to.deep.include({ block: true, size: 3, price: ask - 6 });
+      const { page, errors } = await openRfqPit();
+      expect(await page.$eval(`#tape .trade[data-id="${block?.seq}"]`, (r) => [r.classList.contains("block"), r.querySelector(".blk")?.textContent])).to.deep.equal([true, "BLK"]);
+      const loaded = await requestView(page, id, [quote]);
+      expect(loaded.who).to.equal(who("llama-3.1-8b"));
+      expect(loaded.terms).to.deep.equal([
+        `limit ${price(pair, ask + 10)}`,
+        `${wifSize(30)} left`,
+        `best ${price(pair, ask + 4)} · 1 quote`,
+        `locked by ${who("market-maker")}`,
+        "invited quoters only",
+      ]);
+
+      // While the stream is down one request ends and another opens; the page hears of neither
+      // until it asks again after the reconnect.
+      k.dropClients();
+      k.cancelRequest(id);
+      const next = k.requestQuote({ accountId: accountOf("momentum"), pair: pair.symbol, side: "sell", size: 7, ttlSteps: 60 });
+      await page.waitForSelector('#conn[data-status="reconnecting"]');
+      await page.waitForSelector('#conn[data-status="live"]', { timeout: 15_000 });
+      await gone(page, id);
+      const reloaded = await requestView(page, next, []);
+      expect([reloaded.who, ...reloaded.head.slice(0, 2)]).to.deep.equal([who("momentum"), "sells", wifSize(7)]);
+      expect((await readRequests(page)).map((r) => r.id)).to.deep.equal([String(next)]);
+
+      // Live again: the cancel streams, and the feed says so.
+      k.cancelRequest(next);
+      await gone(page, next);
+      const [cancelled] = await feedLines(page);
+      expect(cancelled).to.deep.equal({ event: "ended", tag: "RFQ", who: who("momentum"), text: `request to sell ${wifSize(7)} cancelled` });
+      expect(errors).to.deep.equal([]);
+      await page.close();
+    });
+
+    it("prints a broker's name as text, never markup, in the requests, their quotes and the feed; fits a phone", async () => {
+      const { page, errors } = await openRfqPit();
+      const pair = wif();
+      const ask = k.book(pair.symbol, 1)?.asks[0]?.price ?? 0;
+      const evil = accountOf("evil-desk");
+      const asked = k.requestQuote({ accountId: evil, pair: pair.symbol, side: "sell", size: 5, limit: ask - 30, ttlSteps: 30 });
+      const other = k.requestQuote({ accountId: accountOf("momentum"), pair: pair.symbol, side: "buy", size: 9, limit: ask + 30, ttlSteps: 30, whitelisted: true });
+      const quote = k.quote({ requestId: other, quoter: evil, price: ask + 2, size: 9, ttlSteps: 30 });
+      const quoted = await requestView(page, other, [quote]);
+      expect(quoted.quotes[0]?.who).to.equal(who("evil-desk"));
+      const [, evilRequest] = await readRequests(page);
+      expect(evilRequest?.who).to.equal(who("evil-desk"));
+      expect((await feedLines(page)).slice(0, 2).map((l) => l.who)).to.deep.equal([who("momentum"), who("evil-desk")]);
+      expect(await page.locator("#rfq-list img, #outcry img, #leaderboard img").count()).to.equal(0);
+      expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).to.equal(undefined);
+      await page.screenshot({ path: `${OUT_DIR}pit-rfq.png` });
+
+      // On a phone the requests stack inside the outcry panel: still no sideways scrolling.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForFunction(() => document.documentElement.clientWidth === 390);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)).to.equal(0);
+      await page.locator(".p-outcry").screenshot({ path: `${OUT_DIR}pit-rfq-phone.png` });
+
+      k.cancelRequest(asked);
+      k.cancelRequest(other);
+      await gone(page, asked);
+      await gone(page, other);
+      expect(errors).to.deep.equal([]);
+      await page.close();
+    });
+  });
+
   describe("with a browser wallet (injected EIP-1193 provider)", () => {
     let context: BrowserContext;
     let page: Page;
@@ -854,6 +1103,55 @@ describe("simulated keeper (test/support/simulated-keeper.ts) behind the keeper'
     const seqs = fills.flatMap((f) => f.items.map((t) => t.seq));
     const newest = Math.max(...k.session().pairs.map((p) => k.trades(p.symbol, 1)?.[0]?.seq ?? 0));
     expect(seqs).to.deep.equal(Array.from({ length: seqs.length }, (_, i) => newest - seqs.length + 1 + i));
+  });
+
+  it("streams requests for quote in the engine's order, and lists the open ones at GET /api/quotes", async () => {
+    const k = new SimulatedKeeper({ seed: 9, warmupSteps: 5 });
+    const quotesApp = await buildApp({ keeper: k });
+    try {
+      const got: StreamMessage[] = [];
+      k.subscribe({ send: (data) => got.push(JSON.parse(data) as StreamMessage), bufferedAmount: 0, close() {}, terminate() {} });
+      const [asker, locker, other] = k.leaderboard().map((r) => r.accountId) as [number, number, number];
+      const rfqTypes = () => got.map((m) => m.type).filter((t) => !["hello", "order", "fill", "outcry", "book", "pnl"].includes(t));
+      const listed = async () => {
+        const res = await quotesApp.inject({ method: "GET", url: "/api/quotes" });
+        expect(res.statusCode).to.equal(200);
+        // Through the route's response schema unchanged: every field the keeper's schema declares, no other.
+        expect(res.json()).to.deep.equal(k.quotes());
+        return k.quotes().requests;
+      };
+
+      const id = k.requestQuote({ accountId: asker, pair: "WIF/USDC", side: "buy", size: 10, ttlSteps: 5 });
+      const first = k.quote({ requestId: id, quoter: locker, price: 20_010, size: 4, ttlSteps: 5 });
+      const replacing = k.quote({ requestId: id, quoter: locker, price: 20_008, size: 4, ttlSteps: 5 });
+      const otherQuote = k.quote({ requestId: id, quoter: other, price: 20_009, size: 10, ttlSteps: 5 });
+      k.lock(id, locker);
+      expect(rfqTypes()).to.deep.equal(["trade_request", "quote", "request_cancelled", "quote", "quote"]);
+      expect(got.find((m) => m.type === "request_cancelled")).to.deep.include({ requestId: id, quoteId: first, accountId: locker, side: "sell", reason: "replaced" });
+      const [open] = await listed();
+      expect(open).to.deep.include({ requestId: id, remaining: 10, limit: null, lockedBy: locker });
+      expect(open?.quotes.map((q) => q.quoteId)).to.deep.equal([replacing, otherQuote]);
+
+      // Locked: only the locker's quote trades; its end ends the lock, the rest stays open.
+      k.accept({ requestId: id, size: 6 });
+      expect(rfqTypes().slice(5)).to.deep.equal(["quote_accepted", "block_trade"]);
+      expect(got.at(-2)).to.deep.include({ type: "quote_accepted", requestId: id, filled: 4, quoteIds: [replacing], remaining: 6, status: "open" });
+      expect(got.at(-1)).to.deep.include({ type: "block_trade", pair: "WIF/USDC", price: 20_008, size: 4, takerSide: "buy", maker: locker, taker: asker, block: true });
+      const [after] = await listed();
+      expect(after).to.deep.include({ remaining: 6, lockedBy: null });
+      expect(after?.quotes.map((q) => q.quoteId)).to.deep.equal([otherQuote]);
+
+      // The sweep: the quote, then the request with what is left, when their time comes.
+      k.step(5);
+      expect(rfqTypes().slice(7)).to.deep.equal(["request_expired", "request_expired"]);
+      expect(got.filter((m) => m.type === "request_expired").map((m) => [m.quoteId, m.remaining])).to.deep.equal([
+        [otherQuote, 10],
+        [null, 6],
+      ]);
+      expect(await listed()).to.deep.equal([]);
+    } finally {
+      await quotesApp.close();
+    }
   });
 
   it("accepts a well-signed action and answers with the settings", async () => {
